@@ -1,0 +1,14 @@
+//! servebench: a thread-per-core load generator for LLM inference servers.
+//!
+//! Data flow (see docs/ARCHITECTURE.md): CLI → [`plan`] → [`engine`] shards → records →
+//! [`report`]. The wire protocol ([`proto`]) is pure: byte slices in, events out.
+
+pub mod cli;
+pub mod engine;
+pub mod mock;
+pub mod plan;
+pub mod proto;
+pub mod record;
+pub mod report;
+pub mod stats;
+pub mod tokenizer;
