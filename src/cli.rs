@@ -1,1 +1,263 @@
-//! cli (being written)
+//! Command line: `vllm bench serve`'s flags, names and defaults, plus servebench's own.
+//!
+//! `servebench [FLAGS]` and `servebench serve [FLAGS]` run the benchmark; `servebench mock`
+//! runs the built-in mock server; `servebench demo [FLAGS]` runs the benchmark against a mock
+//! started in the same process.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::mock::MockArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "servebench",
+    version,
+    about = "Benchmark LLM inference servers like `vllm bench serve`, from a client that stays out of the numbers",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the benchmark (the same as giving no subcommand).
+    Serve(BenchArgs),
+    /// Run the built-in mock OpenAI-compatible server.
+    Mock(MockArgs),
+    /// Start the mock server on loopback and benchmark it (no server or network needed).
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// The mock's time to first token, in milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub mock_ttft_ms: f64,
+    /// The mock's time between tokens, in milliseconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub mock_itl_ms: f64,
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    // --- target -------------------------------------------------------------------------
+    /// Backend (request and stream format): vllm or openai (OpenAI Completions).
+    #[arg(long, default_value = "openai")]
+    pub backend: String,
+    /// Label (prefix) of the result file name; defaults to the backend.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Server base URL (e.g. http://10.0.0.5:8000); overrides --host/--port.
+    #[arg(long)]
+    pub base_url: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// API path appended to the base URL.
+    #[arg(long, default_value = "/v1/completions")]
+    pub endpoint: String,
+    /// Extra request headers, KEY=VALUE (repeatable; several may follow one flag).
+    #[arg(long, value_name = "KEY=VALUE", num_args = 0.., action = clap::ArgAction::Append)]
+    pub header: Vec<String>,
+    /// Model name; if absent, the first id from the server's /v1/models.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Value of the request's "model" field, when it differs from --model.
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    /// tokenizer.json, or a directory holding one (default: --model when that is a path).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Prefix of the x-request-id header (default: bench-<8 random hex>-).
+    #[arg(long)]
+    pub request_id_prefix: Option<String>,
+    /// JSON object merged into every request body.
+    #[arg(long)]
+    pub extra_body: Option<String>,
+
+    // --- workload ------------------------------------------------------------------------
+    #[arg(long, default_value = "random")]
+    pub dataset_name: String,
+    #[arg(long)]
+    pub dataset_path: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub num_prompts: usize,
+    /// General input length; sets --random-input-len.
+    #[arg(long)]
+    pub input_len: Option<usize>,
+    /// General output length; sets --random-output-len.
+    #[arg(long)]
+    pub output_len: Option<usize>,
+    #[arg(long, default_value_t = 1024)]
+    pub random_input_len: usize,
+    #[arg(long, default_value_t = 128)]
+    pub random_output_len: usize,
+    /// Lengths are drawn uniformly from [floor(L*(1-r)), ceil(L*(1+r))].
+    #[arg(long, default_value_t = 0.0)]
+    pub random_range_ratio: f64,
+    /// Tokens of a random prefix shared by every prompt.
+    #[arg(long, default_value_t = 0)]
+    pub random_prefix_len: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Send "ignore_eos": true (always on for the random dataset, as in vLLM).
+    #[arg(long)]
+    pub ignore_eos: bool,
+
+    // --- load shape ----------------------------------------------------------------------
+    /// Requests per second ("inf": all at once).
+    #[arg(long, default_value = "inf", value_parser = parse_rate)]
+    pub request_rate: f64,
+    /// Gamma shape of the arrival gaps (1 = Poisson).
+    #[arg(long, default_value_t = 1.0)]
+    pub burstiness: f64,
+    /// Most requests in flight at once, across all shards.
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
+    /// Requests (copies of the first) sent before the measured run.
+    #[arg(long, default_value_t = 0)]
+    pub num_warmups: usize,
+
+    // --- results -------------------------------------------------------------------------
+    #[arg(long)]
+    pub save_result: bool,
+    /// Keep per-request arrays (ttfts, itls, ...) in the result file.
+    #[arg(long)]
+    pub save_detailed: bool,
+    /// Append the result to the file as one more JSON line.
+    #[arg(long)]
+    pub append_result: bool,
+    #[arg(long)]
+    pub result_dir: Option<String>,
+    #[arg(long)]
+    pub result_filename: Option<String>,
+    /// KEY=VALUE pairs copied into the result file.
+    #[arg(long, value_name = "KEY=VALUE", num_args = 0.., action = clap::ArgAction::Append)]
+    pub metadata: Vec<String>,
+    /// Metrics to report percentiles for: ttft,tpot,itl,e2el,client_queue_time,e2el_including_client_queue.
+    #[arg(long)]
+    pub percentile_metrics: Option<String>,
+    /// Percentiles to report, e.g. 25,50,99.9.
+    #[arg(long, default_value = "99")]
+    pub metric_percentiles: String,
+    #[arg(long)]
+    pub disable_tqdm: bool,
+
+    // --- servebench's own ----------------------------------------------------------------
+    /// Client shards (one pinned executor each); default: the CPUs this process may use.
+    #[arg(long)]
+    pub num_shards: Option<usize>,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number or 'inf'"))?;
+    if v.is_nan() || v <= 0.0 {
+        return Err(format!("must be positive (got {s})"));
+    }
+    Ok(v)
+}
+
+/// vLLM's parser accepts `--result_filename` for `--result-filename`: rewrite underscores in
+/// long option names (not in their values) before clap sees them.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| match a.strip_prefix("--") {
+            Some(rest) if !rest.is_empty() => {
+                let (name, value) = match rest.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (rest, None),
+                };
+                let name = name.replace('_', "-");
+                match value {
+                    Some(v) => format!("--{name}={v}"),
+                    None => format!("--{name}"),
+                }
+            }
+            _ => a,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let argv =
+            std::iter::once("servebench".to_string()).chain(args.iter().map(|s| s.to_string()));
+        Cli::try_parse_from(normalize_args(argv))
+    }
+
+    #[test]
+    fn defaults_match_vllm_bench_serve() {
+        let b = parse(&[]).unwrap().bench;
+        assert_eq!(b.backend, "openai");
+        assert_eq!((b.host.as_str(), b.port), ("127.0.0.1", 8000));
+        assert_eq!(b.endpoint, "/v1/completions");
+        assert_eq!(b.dataset_name, "random");
+        assert_eq!(b.num_prompts, 1000);
+        assert_eq!((b.random_input_len, b.random_output_len), (1024, 128));
+        assert_eq!(b.random_range_ratio, 0.0);
+        assert!(b.request_rate.is_infinite());
+        assert_eq!(b.burstiness, 1.0);
+        assert_eq!(b.metric_percentiles, "99");
+        assert_eq!(b.seed, 0);
+        assert!(b.max_concurrency.is_none());
+    }
+
+    #[test]
+    fn underscore_aliases_and_multi_value_flags() {
+        let b = parse(&[
+            "--result_filename=x.json",
+            "--max_concurrency",
+            "8",
+            "--header",
+            "a=1",
+            "b=2",
+            "--metadata",
+            "k=v",
+            "--request-rate",
+            "12.5",
+        ])
+        .unwrap()
+        .bench;
+        assert_eq!(b.result_filename.as_deref(), Some("x.json"));
+        assert_eq!(b.max_concurrency, Some(8));
+        assert_eq!(b.header, vec!["a=1", "b=2"]);
+        assert_eq!(b.metadata, vec!["k=v"]);
+        assert_eq!(b.request_rate, 12.5);
+    }
+
+    #[test]
+    fn values_with_underscores_are_left_alone() {
+        let argv = normalize_args(["--model".into(), "my_model".into(), "--label=a_b".into()]);
+        assert_eq!(argv, vec!["--model", "my_model", "--label=a_b"]);
+    }
+
+    #[test]
+    fn bad_rate_is_rejected_with_its_value() {
+        let err = parse(&["--request-rate", "fast"]).unwrap_err().to_string();
+        assert!(err.contains("fast"), "{err}");
+        assert!(parse(&["--request-rate", "0"]).is_err());
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        assert!(
+            matches!(parse(&["serve", "--num-prompts", "5"]).unwrap().command, Some(Command::Serve(b)) if b.num_prompts == 5)
+        );
+        assert!(
+            matches!(parse(&["demo", "--mock-itl-ms", "2"]).unwrap().command, Some(Command::Demo(d)) if d.mock_itl_ms == 2.0)
+        );
+    }
+}

@@ -1,1 +1,3 @@
-//! mock (being written)
+//! Placeholder until the mock server lands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MockArgs {}

@@ -1,0 +1,259 @@
+//! `--save-result` JSON: vLLM's keys in vLLM's order, written the way Python's `json.dump`
+//! writes them (", " and ": " separators, `repr` floats), atomically.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::pyfmt::{percentile_word, py_float};
+use super::{Figures, RunInfo};
+use crate::record::RequestRecord;
+
+/// Per-request arrays vLLM drops unless `--save-detailed` (it keeps `latencies` and
+/// `queue_times`, a quirk users' scripts rely on).
+const DETAILED_ONLY: [&str; 7] = [
+    "input_lens",
+    "output_lens",
+    "start_times",
+    "ttfts",
+    "itls",
+    "generated_texts",
+    "errors",
+];
+
+/// Build the result object. `date` is `%Y%m%d-%H%M%S`; `t0_mono_s` is the run epoch on
+/// CLOCK_MONOTONIC in seconds (what Python's perf_counter reads), for `start_times`.
+pub fn build(
+    info: &RunInfo,
+    f: &Figures,
+    records: &[RequestRecord],
+    texts: &[String],
+    date: &str,
+    t0_mono_s: f64,
+    detailed: bool,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("date".into(), json!(date));
+    m.insert("endpoint_type".into(), json!(info.backend));
+    m.insert("backend".into(), json!(info.backend));
+    m.insert("label".into(), json!(info.label));
+    m.insert("model_id".into(), json!(info.model_id));
+    m.insert("tokenizer_id".into(), json!(info.tokenizer_id));
+    m.insert("num_prompts".into(), json!(info.num_prompts));
+    for (k, v) in &info.metadata {
+        m.insert(k.clone(), json!(v));
+    }
+    m.insert(
+        "request_rate".into(),
+        if info.request_rate.is_finite() {
+            json!(info.request_rate)
+        } else {
+            json!("inf")
+        },
+    );
+    m.insert("burstiness".into(), json!(info.burstiness));
+    m.insert("max_concurrency".into(), json!(info.max_concurrency));
+
+    let secs = |ns: u64| ns as f64 / 1e9;
+    m.insert("duration".into(), json!(f.duration_s));
+    m.insert("completed".into(), json!(f.completed));
+    m.insert("failed".into(), json!(f.failed));
+    m.insert("total_input_tokens".into(), json!(f.total_input));
+    m.insert("total_output_tokens".into(), json!(f.total_output));
+    m.insert("request_throughput".into(), json!(f.request_throughput));
+    m.insert("request_goodput".into(), Value::Null);
+    m.insert("output_throughput".into(), json!(f.output_throughput));
+    m.insert(
+        "total_token_throughput".into(),
+        json!(f.total_token_throughput),
+    );
+    let col = |g: &dyn Fn(&RequestRecord) -> Value| -> Value {
+        Value::Array(records.iter().map(g).collect())
+    };
+    m.insert("input_lens".into(), col(&|r| json!(r.prompt_len)));
+    m.insert(
+        "output_lens".into(),
+        col(&|r| json!(if r.success { r.output_tokens } else { 0 })),
+    );
+    m.insert("ttfts".into(), col(&|r| json!(secs(r.ttft_ns))));
+    m.insert(
+        "itls".into(),
+        col(&|r| Value::Array(r.itl_ns.iter().map(|&g| json!(secs(g))).collect())),
+    );
+    m.insert("latencies".into(), col(&|r| json!(secs(r.latency_ns))));
+    m.insert(
+        "start_times".into(),
+        col(&|r| json!(t0_mono_s + secs(r.start_ns))),
+    );
+    m.insert("queue_times".into(), col(&|r| json!(secs(r.queue_ns()))));
+    m.insert("generated_texts".into(), json!(texts));
+    m.insert(
+        "errors".into(),
+        col(&|r| json!(r.error.as_deref().unwrap_or(""))),
+    );
+    m.insert(
+        "max_output_tokens_per_s".into(),
+        json!(f.max_output_tokens_per_s),
+    );
+    m.insert(
+        "max_concurrent_requests".into(),
+        json!(f.max_concurrent_requests),
+    );
+    m.insert("rtfx".into(), json!(0.0));
+    for b in &f.blocks {
+        let k = b.key.key();
+        let s = &b.summary;
+        m.insert(format!("mean_{k}_ms"), json!(s.mean_ms));
+        m.insert(format!("median_{k}_ms"), json!(s.median_ms));
+        m.insert(format!("std_{k}_ms"), json!(s.std_ms));
+        for &(p, v) in &s.percentiles_ms {
+            m.insert(format!("p{}_{k}_ms", percentile_word(p)), json!(v));
+        }
+    }
+    if !detailed {
+        for k in DETAILED_ONLY {
+            m.shift_remove(k);
+        }
+    }
+    m
+}
+
+/// vLLM's file name: `{label}-{rate}qps[-concurrency{N}]-{model basename}-{date}.json`,
+/// or `--result-filename`, under `--result-dir` if given.
+pub fn file_name(
+    info: &RunInfo,
+    result_filename: Option<&str>,
+    result_dir: Option<&str>,
+    date: &str,
+) -> PathBuf {
+    let name = match result_filename {
+        Some(n) => n.to_string(),
+        None => {
+            let label = info.label.as_deref().unwrap_or(&info.backend);
+            let model = info.model_id.rsplit('/').next().unwrap_or(&info.model_id);
+            let conc = info
+                .max_concurrency
+                .map(|c| format!("-concurrency{c}"))
+                .unwrap_or_default();
+            format!(
+                "{label}-{}qps{conc}-{model}-{date}.json",
+                py_float(info.request_rate)
+            )
+        }
+    };
+    match result_dir {
+        Some(d) => Path::new(d).join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// Serialise like Python's `json.dump(obj, f)`.
+pub fn to_python_json(v: &Value) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    v.serialize(&mut ser)
+        .expect("serialising a Value into memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Write (or with `append`, add a line to) the result file. A new file is written to a
+/// temporary name and renamed, so a crash never leaves half a result behind.
+pub fn write(path: &Path, v: &Value, append: bool) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = to_python_json(v);
+    if append {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        if f.metadata()?.len() != 0 {
+            f.write_all(b"\n")?;
+        }
+        f.write_all(text.as_bytes())?;
+        return f.sync_all();
+    }
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, v: f64) -> io::Result<()> {
+        // json.dump writes inf/nan as bare Infinity/NaN; vLLM avoids them, and so do we.
+        let s = if v.is_finite() {
+            py_float(v)
+        } else if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+        w.write_all(s.as_bytes())
+    }
+
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // json.dump's default ensure_ascii=True: non-ASCII as \uXXXX (UTF-16 units).
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c.is_ascii() {
+                continue;
+            }
+            w.write_all(&fragment.as_bytes()[start..i])?;
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                write!(w, "\\u{u:04x}")?;
+            }
+            start = i + c.len_utf8();
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_style_output() {
+        let v = json!({"a": 1, "b": [1.0, 0.5, "x"], "c": null, "d": {"e": 1e-7}, "f": "é😀"});
+        assert_eq!(
+            to_python_json(&v),
+            r#"{"a": 1, "b": [1.0, 0.5, "x"], "c": null, "d": {"e": 1e-07}, "f": "\u00e9\ud83d\ude00"}"#
+        );
+    }
+}
