@@ -3,7 +3,9 @@
 //! Data flow (see docs/ARCHITECTURE.md): CLI → [`plan`] → [`engine`] shards → records →
 //! [`report`]. The wire protocol ([`proto`]) is pure: byte slices in, events out.
 
+pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod engine;
 pub mod mock;
 pub mod plan;

@@ -1,1 +1,17 @@
-fn main() {}
+use clap::Parser;
+
+use servebench::cli::{normalize_args, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    let result = match cli.command {
+        None => servebench::bench::run(&cli.bench),
+        Some(Command::Serve(args)) => servebench::bench::run(&args),
+        Some(Command::Mock(args)) => servebench::mock::run(&args),
+        Some(Command::Demo(demo)) => servebench::demo::run(&demo),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,1 +1,232 @@
-//! engine (being written)
+//! The engine: pinned glommio shards that send the plan's requests at their planned instants.
+//!
+//! Request i of the plan belongs to shard i mod N. `--max-concurrency C` is split evenly
+//! (shard s gets C/N, the first C mod N shards one more; with C < N only C shards run), so the
+//! limit holds exactly in aggregate; each shard queues its own arrivals in plan order.
+//! All shards start from one epoch `t0` handed out after every shard is connected and warm.
+
+pub mod control;
+pub mod exchange;
+pub mod limits;
+pub mod placement;
+pub mod progress;
+pub mod shard;
+pub mod target;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::plan::Plan;
+use crate::record::{Metrics, RequestRecord};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub addr: SocketAddr,
+    pub num_shards: usize,
+    /// CPUs to pin shards to (round-robin).
+    pub cpus: Vec<usize>,
+    pub max_concurrency: Option<usize>,
+    pub num_warmups: usize,
+    pub show_progress: bool,
+}
+
+/// What the engine measured.
+pub struct RunOutput {
+    /// One record per planned request, in plan order.
+    pub records: Vec<RequestRecord>,
+    pub metrics: Metrics,
+    /// From `t0` to the end of the last response (vLLM's benchmark duration).
+    pub duration_ns: u64,
+    pub t0: Instant,
+    pub connections_opened: u64,
+    pub num_shards: usize,
+}
+
+/// A per-shard progress counter on its own cache line.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct Counter(pub AtomicU64);
+
+impl std::ops::Deref for Counter {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
+/// What a shard needs; shared read-only.
+pub struct ShardSpec {
+    pub index: usize,
+    pub num_shards: usize,
+    pub plan: Arc<Plan>,
+    pub addr: SocketAddr,
+    pub concurrency_share: Option<usize>,
+    pub all_at_once: bool,
+    pub num_warmups: usize,
+    pub progress: Arc<Vec<Counter>>,
+}
+
+#[derive(Default)]
+pub struct ShardOutput {
+    pub records: Vec<(usize, RequestRecord)>,
+    pub metrics: Metrics,
+    pub last_done_ns: u64,
+    pub connections_opened: u64,
+}
+
+/// Start line shared by the shards and the main thread.
+pub struct Start {
+    state: Mutex<StartState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct StartState {
+    ready: usize,
+    t0: Option<Instant>,
+    failed: Option<String>,
+}
+
+impl Start {
+    fn new() -> Self {
+        Start {
+            state: Mutex::new(StartState::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// A shard is connected and warm; block until the epoch is set (None: the run is off).
+    pub fn ready_and_wait(&self) -> Option<Instant> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.ready += 1;
+        self.cv.notify_all();
+        loop {
+            if s.failed.is_some() {
+                return None;
+            }
+            if let Some(t0) = s.t0 {
+                return Some(t0);
+            }
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn fail(&self, why: String) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.failed.get_or_insert(why);
+        self.cv.notify_all();
+    }
+
+    /// Main thread: wait for `n` shards, then hand out `t0` a little in the future so every
+    /// shard is already asleep on its first arrival when it comes.
+    fn go_when_ready(&self, n: usize) -> anyhow::Result<Instant> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.ready < n && s.failed.is_none() {
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some(why) = &s.failed {
+            bail!("{why}");
+        }
+        let t0 = Instant::now() + Duration::from_millis(20);
+        s.t0 = Some(t0);
+        self.cv.notify_all();
+        Ok(t0)
+    }
+}
+
+/// Run the plan on `cfg.num_shards` pinned executors and gather what they measured.
+pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
+    let num_shards = match cfg.max_concurrency {
+        Some(c) => cfg.num_shards.min(c),
+        None => cfg.num_shards,
+    }
+    .clamp(1, plan.requests.len().max(1));
+    limits::raise_memlock(num_shards)?;
+    let conns = cfg.max_concurrency.unwrap_or(plan.requests.len());
+    if let Some(w) = limits::raise_nofile(conns) {
+        eprintln!("{w}");
+    }
+
+    let progress: Arc<Vec<Counter>> = Arc::new((0..num_shards).map(|_| Counter::default()).collect());
+    let start = Arc::new(Start::new());
+    let all_at_once = plan.requests.iter().all(|r| r.arrival_ns == 0);
+    let cpus = placement::assign(num_shards, &cfg.cpus);
+
+    let mut threads = Vec::with_capacity(num_shards);
+    for (index, &cpu) in cpus.iter().enumerate() {
+        let spec = Arc::new(ShardSpec {
+            index,
+            num_shards,
+            plan: plan.clone(),
+            addr: cfg.addr,
+            concurrency_share: cfg
+                .max_concurrency
+                .map(|c| c / num_shards + usize::from(index < c % num_shards)),
+            all_at_once,
+            num_warmups: cfg.num_warmups,
+            progress: progress.clone(),
+        });
+        let start = start.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("servebench-shard-{index}"))
+            .spawn(move || {
+                let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpu))
+                    .name(&format!("shard-{index}"))
+                    .io_memory(64 << 10)
+                    .ring_depth(1024)
+                    .make();
+                match ex {
+                    Ok(ex) => ex.run(shard::run(spec, start.clone())),
+                    Err(e) => {
+                        start.fail(format!(
+                            "cannot start the io_uring executor for shard {index} on CPU {cpu}: {e}"
+                        ));
+                        ShardOutput::default()
+                    }
+                }
+            })
+            .context("cannot spawn a shard thread")?;
+        threads.push(t);
+    }
+
+    let t0 = match start.go_when_ready(num_shards) {
+        Ok(t0) => t0,
+        Err(e) => {
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
+    };
+    if cfg.show_progress {
+        progress::show(&progress, plan.requests.len() as u64, &threads);
+    }
+
+    let mut records: Vec<RequestRecord> = Vec::new();
+    records.resize_with(plan.requests.len(), RequestRecord::default);
+    let mut metrics = Metrics::default();
+    let (mut last_done_ns, mut connections_opened) = (0, 0);
+    for t in threads {
+        let out = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a shard thread panicked; results are incomplete"))?;
+        for (i, r) in out.records {
+            records[i] = r;
+        }
+        metrics.merge(&out.metrics);
+        last_done_ns = last_done_ns.max(out.last_done_ns);
+        connections_opened += out.connections_opened;
+    }
+    Ok(RunOutput {
+        records,
+        metrics,
+        duration_ns: last_done_ns,
+        t0,
+        connections_opened,
+        num_shards,
+    })
+}

@@ -1,0 +1,303 @@
+//! The benchmark command, start to finish: flags → plan → engine → figures → console and file.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde_json::{Map, Value};
+
+use crate::cli::BenchArgs;
+use crate::engine::{self, control, placement, target::Target, EngineConfig};
+use crate::plan::{self, PlanConfig};
+use crate::report::{self, console, pyfmt::py_float, result_json, MetricKey, RunInfo};
+use crate::tokenizer::Tokenizer;
+
+/// Backends this build speaks (OpenAI Completions); the others come with the backends issue.
+const COMPLETIONS_BACKENDS: [&str; 2] = ["vllm", "openai"];
+
+/// Everything decided from the flags before anything is sent.
+struct Setup {
+    info: RunInfo,
+    target: Target,
+    plan_cfg: PlanConfig,
+    tokenizer: Tokenizer,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let setup = prepare(args)?;
+    let Setup {
+        info,
+        target,
+        plan_cfg,
+        tokenizer,
+    } = setup;
+
+    let built = Instant::now();
+    let plan = Arc::new(plan::build(&plan_cfg, &tokenizer)?);
+    eprintln!(
+        "Built the plan: {} requests in {:.2} s",
+        plan.requests.len(),
+        built.elapsed().as_secs_f64()
+    );
+    if plan.length_mismatch_tokens > 0 {
+        eprintln!(
+            "WARNING: {} prompt tokens differ from the lengths asked for (the tokenizer could not hit them exactly)",
+            plan.length_mismatch_tokens
+        );
+    }
+
+    println!("Starting initial single prompt test run...");
+    println!("Skipping endpoint ready check.");
+    if args.num_warmups > 0 {
+        println!("Warming up with {} requests...", args.num_warmups);
+    }
+    println!("Starting main benchmark run...");
+    println!("Traffic request rate: {}", py_float(info.request_rate));
+    let shape = if info.burstiness == 1.0 {
+        "Poisson process"
+    } else {
+        "Gamma distribution"
+    };
+    println!("Burstiness factor: {} ({shape})", py_float(info.burstiness));
+    println!(
+        "Maximum request concurrency: {}",
+        info.max_concurrency
+            .map_or("None".to_string(), |c| c.to_string())
+    );
+
+    let cpus = placement::allowed_cpus();
+    let cfg = EngineConfig {
+        addr: target.addr,
+        num_shards: args.num_shards.unwrap_or(cpus.len()).max(1),
+        cpus,
+        max_concurrency: info.max_concurrency,
+        num_warmups: args.num_warmups,
+        show_progress: !args.disable_tqdm,
+    };
+    let mut out = engine::run(plan.clone(), &cfg)?;
+    let t0_mono_s = monotonic_seconds_at(out.t0);
+
+    // After the clock: unescape the texts and count output tokens the way vLLM does (usage,
+    // else the tokenizer on the generated text).
+    let mut texts = Vec::with_capacity(out.records.len());
+    for r in out.records.iter_mut() {
+        let mut text = String::new();
+        if let Err(e) = crate::proto::completions::unescape_into(&r.text_raw, &mut text) {
+            if r.success {
+                r.success = false;
+                r.error = Some(format!("generated text is not valid JSON string content: {e}"));
+            }
+        }
+        if r.success {
+            r.output_tokens = match r.usage_output_tokens {
+                Some(n) => n,
+                None => {
+                    let n = tokenizer.count(&text) as u32;
+                    r.output_tokens = n;
+                    out.metrics.record_tpot(r);
+                    n
+                }
+            };
+        }
+        texts.push(text);
+    }
+
+    let failed: Vec<&str> = out
+        .records
+        .iter()
+        .filter(|r| !r.success)
+        .map(|r| r.error.as_deref().unwrap_or("unknown error"))
+        .collect();
+    if !failed.is_empty() {
+        println!("Failed requests during benchmark run detected (capping to 10):");
+        for (i, e) in failed.iter().take(10).enumerate() {
+            println!("Error {i}: {e}");
+        }
+    }
+
+    let figures = report::figures(&info, &out.records, &out.metrics, out.duration_ns);
+    print!("{}", console::render(&info, &figures));
+    eprintln!(
+        "servebench: {} shards, {} connections opened",
+        out.num_shards, out.connections_opened
+    );
+
+    if args.save_result || args.append_result {
+        let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+        let obj = result_json::build(
+            &info,
+            &figures,
+            &out.records,
+            &texts,
+            &date,
+            t0_mono_s,
+            args.save_detailed,
+        );
+        let path = result_json::file_name(
+            &info,
+            args.result_filename.as_deref(),
+            args.result_dir.as_deref(),
+            &date,
+        );
+        result_json::write(&path, &Value::Object(obj), args.append_result)
+            .with_context(|| format!("cannot write the result file {}", path.display()))?;
+        eprintln!("Result saved to {}", path.display());
+    }
+    Ok(())
+}
+
+fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
+    if !COMPLETIONS_BACKENDS.contains(&args.backend.as_str()) {
+        bail!(
+            "--backend {}: this build speaks the OpenAI Completions API only (vllm, openai)",
+            args.backend
+        );
+    }
+    if !args.endpoint.ends_with("completions") || args.endpoint.ends_with("chat/completions") {
+        bail!(
+            "--endpoint {}: the {} backend sends OpenAI Completions requests; the endpoint must end with 'completions' (e.g. /v1/completions)",
+            args.endpoint,
+            args.backend
+        );
+    }
+    if args.dataset_name != "random" {
+        bail!(
+            "--dataset-name {}: this build generates the 'random' dataset only",
+            args.dataset_name
+        );
+    }
+    if let Some(p) = &args.dataset_path {
+        bail!(
+            "Cannot use 'random' dataset with --dataset-path. Please specify the appropriate --dataset-name (e.g., 'sharegpt', 'custom', 'hf') for your dataset file: {p}"
+        );
+    }
+    if args.max_concurrency == Some(0) {
+        bail!("--max-concurrency must be greater than 0");
+    }
+    if args.num_prompts == 0 {
+        bail!("--num-prompts must be at least 1");
+    }
+    if !(0.0..1.0).contains(&args.random_range_ratio) {
+        bail!(
+            "--random-range-ratio {}: must be in [0, 1)",
+            args.random_range_ratio
+        );
+    }
+    if !(args.burstiness > 0.0) {
+        bail!("--burstiness {}: must be positive", args.burstiness);
+    }
+    let percentile_metrics = MetricKey::parse_list(
+        args.percentile_metrics.as_deref().unwrap_or("ttft,tpot,itl"),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let percentiles =
+        report::parse_percentiles(&args.metric_percentiles).map_err(anyhow::Error::msg)?;
+    let mut headers = parse_pairs(&args.header, "--header")?;
+    let metadata = parse_pairs(&args.metadata, "--metadata")?;
+    let extra_body = match &args.extra_body {
+        None => Map::new(),
+        Some(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => m,
+            _ => bail!("--extra-body must be a JSON object, e.g. '{{\"temperature\": 0}}' (got {s})"),
+        },
+    };
+
+    let target = Target::from_flags(args.base_url.as_deref(), &args.host, args.port)?;
+    let (model_id, model_name) = match &args.model {
+        Some(m) => (m.clone(), args.served_model_name.clone()),
+        None => {
+            println!("Model not specified, fetching first model from server...");
+            let (name, id) = control::first_model(&target)?;
+            println!("First model name: {name}, first model id: {id}");
+            (id, Some(name))
+        }
+    };
+    let tokenizer = load_tokenizer(args.tokenizer.as_deref(), &model_id)?;
+
+    // vLLM's order: Authorization from OPENAI_API_KEY, then --header (which may override it).
+    if let Ok(key) = std::env::var("OPENAI_API_KEY") {
+        if !key.is_empty() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            headers.insert(0, ("Authorization".into(), format!("Bearer {key}")));
+        }
+    }
+    let request_id_prefix = args
+        .request_id_prefix
+        .clone()
+        .unwrap_or_else(|| format!("bench-{:08x}-", rand::random::<u32>()));
+
+    let plan_cfg = PlanConfig {
+        model: model_name.clone().unwrap_or_else(|| model_id.clone()),
+        host_header: target.host_header.clone(),
+        path: target.path(&args.endpoint),
+        headers,
+        request_id_prefix,
+        num_prompts: args.num_prompts,
+        input_len: args.input_len.unwrap_or(args.random_input_len),
+        output_len: args.output_len.unwrap_or(args.random_output_len),
+        range_ratio: args.random_range_ratio,
+        prefix_len: args.random_prefix_len,
+        request_rate: args.request_rate,
+        burstiness: args.burstiness,
+        seed: args.seed,
+        // vLLM forces ignore_eos for the random dataset on OpenAI-compatible backends.
+        ignore_eos: true,
+        extra_body,
+    };
+    let info = RunInfo {
+        backend: args.backend.clone(),
+        label: args.label.clone(),
+        model_id,
+        tokenizer_id: tokenizer.id().to_string(),
+        num_prompts: args.num_prompts,
+        metadata,
+        request_rate: args.request_rate,
+        burstiness: args.burstiness,
+        max_concurrency: args.max_concurrency,
+        percentile_metrics,
+        percentiles,
+    };
+    Ok(Setup {
+        info,
+        target,
+        plan_cfg,
+        tokenizer,
+    })
+}
+
+fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => bail!("{flag} {item}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// `--tokenizer`, else `--model` when it is a local path, else the embedded default.
+fn load_tokenizer(flag: Option<&str>, model: &str) -> anyhow::Result<Tokenizer> {
+    if let Some(t) = flag {
+        return Tokenizer::from_path(std::path::Path::new(t));
+    }
+    let model_path = std::path::Path::new(model);
+    if model_path.exists() {
+        return Tokenizer::from_path(model_path);
+    }
+    eprintln!(
+        "WARNING: no --tokenizer given and --model '{model}' is not a local path: prompts are built with the embedded default tokenizer (servebench-default). Pass --tokenizer PATH for the model's own token counts."
+    );
+    Ok(Tokenizer::embedded_default())
+}
+
+/// CLOCK_MONOTONIC seconds (what Python's perf_counter reads on Linux) at `t`.
+fn monotonic_seconds_at(t: Instant) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now_mono = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+    let now = Instant::now();
+    now_mono - now.saturating_duration_since(t).as_secs_f64() + t.saturating_duration_since(now).as_secs_f64()
+}

@@ -1,0 +1,28 @@
+//! `servebench demo`: the benchmark against a mock server started in this process, so one
+//! command on a fresh machine shows a real run with no server and no network.
+
+use crate::cli::DemoArgs;
+use crate::engine::placement;
+use crate::mock::{self, MockArgs};
+
+pub fn run(demo: &DemoArgs) -> anyhow::Result<()> {
+    let cpus = placement::allowed_cpus();
+    // The mock gets the last CPU; the client the others (or share the only one).
+    let mock_cpu = *cpus.last().expect("allowed_cpus is never empty");
+    let mut mock_args = MockArgs::for_demo(demo.mock_ttft_ms, demo.mock_itl_ms, mock_cpu);
+    mock_args.port = 0;
+    let handle = mock::spawn(&mock_args)?;
+    let addr = handle.addr();
+    eprintln!(
+        "demo: mock server on http://{addr} (TTFT {} ms, ITL {} ms)",
+        demo.mock_ttft_ms, demo.mock_itl_ms
+    );
+    let mut bench = demo.bench.clone();
+    bench.base_url = Some(format!("http://{addr}"));
+    if bench.num_shards.is_none() && cpus.len() > 1 {
+        bench.num_shards = Some(cpus.len() - 1);
+    }
+    let result = crate::bench::run(&bench);
+    handle.stop();
+    result
+}

@@ -1,0 +1,281 @@
+//! One request on one keep-alive connection: write the planned bytes, read until the response
+//! ends, and timestamp every read as it completes. This is the timed path: no tokenizing, no
+//! JSON building and no allocation beyond the record's preallocated buffers.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::proto::completions::{decode_completion_event, CompletionEvent};
+use crate::proto::{Event, Progress, ResponseParser};
+use crate::record::RequestRecord;
+
+const READ_BUF: usize = 16 * 1024;
+/// How much of an error response body is kept for the report.
+const ERROR_BODY_KEEP: usize = 1024;
+
+/// A client connection a worker owns: the socket (if open), its read buffer and its parser,
+/// all reused from request to request.
+pub struct Conn {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Box<[u8]>,
+    parser: ResponseParser,
+    /// Connections opened over this worker's life.
+    pub opened: u32,
+}
+
+impl Conn {
+    pub fn new(addr: SocketAddr) -> Self {
+        Conn {
+            addr,
+            stream: None,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            parser: ResponseParser::new(),
+            opened: 0,
+        }
+    }
+
+    /// Open the socket ahead of time (before the clock starts) so the first request does not
+    /// pay for the handshake; a failure here is retried when the request is sent.
+    pub async fn preconnect(&mut self) {
+        if self.stream.is_none() {
+            let _ = self.connect().await;
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        let s = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+        // Requests are written in one go; Nagle would only delay the last segment.
+        let _ = s.set_nodelay(true);
+        self.stream = Some(s);
+        self.opened += 1;
+        Ok(())
+    }
+}
+
+/// Send `wire` and fill `rec` with what came back. `t0` is the run epoch.
+pub async fn exchange(conn: &mut Conn, wire: &[u8], rec: &mut RequestRecord, t0: Instant) {
+    let start = Instant::now();
+    rec.start_ns = ns_between(t0, start);
+    match exchange_inner(conn, wire, rec, start).await {
+        Ok(keep_alive) => {
+            if !keep_alive {
+                conn.stream = None;
+            }
+        }
+        Err(e) => {
+            conn.stream = None;
+            rec.success = false;
+            rec.error = Some(e);
+        }
+    }
+}
+
+/// Returns whether the connection may be reused.
+async fn exchange_inner(
+    conn: &mut Conn,
+    wire: &[u8],
+    rec: &mut RequestRecord,
+    start: Instant,
+) -> Result<bool, String> {
+    // A reused connection the server has just closed fails before any response byte; that
+    // is retried once on a fresh connection without moving the request's start time.
+    let mut may_retry = conn.stream.is_some();
+    loop {
+        if conn.stream.is_none() {
+            conn.connect().await?;
+            rec.new_connection = true;
+        }
+        match send_and_read(conn, wire, rec, start).await {
+            Ok(keep_alive) => return Ok(keep_alive),
+            Err(Failure::BeforeResponse(_)) if may_retry => {
+                may_retry = false;
+                conn.stream = None;
+            }
+            Err(Failure::BeforeResponse(e)) | Err(Failure::During(e)) => return Err(e),
+        }
+    }
+}
+
+enum Failure {
+    /// Nothing of the response arrived: safe to resend.
+    BeforeResponse(String),
+    During(String),
+}
+
+async fn send_and_read(
+    conn: &mut Conn,
+    wire: &[u8],
+    rec: &mut RequestRecord,
+    start: Instant,
+) -> Result<bool, Failure> {
+    let Conn {
+        stream,
+        buf,
+        parser,
+        addr,
+        ..
+    } = conn;
+    let stream = stream.as_mut().expect("connected above");
+    stream
+        .write_all(wire)
+        .await
+        .map_err(|e| Failure::BeforeResponse(format!("sending the request to {addr}: {e}")))?;
+    parser.reset();
+    let mut st = StreamState::new(rec, start);
+    let mut received = 0usize;
+    loop {
+        let n = match stream.read(buf).await {
+            Ok(n) => n,
+            Err(e) if received == 0 => {
+                return Err(Failure::BeforeResponse(format!("reading the response: {e}")))
+            }
+            Err(e) => {
+                return Err(Failure::During(format!(
+                    "connection error after {received} bytes of response: {e}"
+                )))
+            }
+        };
+        // One timestamp per completed read: every event in these bytes arrived now.
+        st.now = Instant::now();
+        if n == 0 {
+            if received == 0 {
+                return Err(Failure::BeforeResponse(
+                    "server closed the connection before responding".into(),
+                ));
+            }
+            parser
+                .eof(&mut |ev| st.on_event(ev))
+                .map_err(|e| Failure::During(e.to_string()))?;
+            st.finish()?;
+            return Ok(false);
+        }
+        received += n;
+        match parser
+            .feed(&buf[..n], &mut |ev| st.on_event(ev))
+            .map_err(|e| Failure::During(format!("malformed response: {e}")))?
+        {
+            Progress::NeedMore => continue,
+            Progress::Done { consumed } => {
+                st.finish()?;
+                // Bytes past the end of the response (no pipelining here) mean the framing and
+                // the server disagree: never reuse such a connection.
+                return Ok(st.keep_alive && consumed == n);
+            }
+        }
+    }
+}
+
+/// What one response has shown so far.
+struct StreamState<'r> {
+    rec: &'r mut RequestRecord,
+    start: Instant,
+    now: Instant,
+    last_token: Option<Instant>,
+    status: u16,
+    keep_alive: bool,
+    error: Option<String>,
+    error_body: Vec<u8>,
+}
+
+impl<'r> StreamState<'r> {
+    fn new(rec: &'r mut RequestRecord, start: Instant) -> Self {
+        StreamState {
+            rec,
+            start,
+            now: start,
+            last_token: None,
+            status: 0,
+            keep_alive: false,
+            error: None,
+            error_body: Vec::new(),
+        }
+    }
+
+    fn on_event(&mut self, ev: Event<'_>) {
+        match ev {
+            Event::Head(h) => {
+                self.status = h.status;
+                self.keep_alive = h.keep_alive;
+            }
+            Event::Body(bytes) => {
+                let room = ERROR_BODY_KEEP.saturating_sub(self.error_body.len());
+                self.error_body
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Event::Sse(sse) => {
+                if self.error.is_some() {
+                    return;
+                }
+                match decode_completion_event(sse.data) {
+                    Ok(CompletionEvent::Token { text, usage, .. }) => {
+                        self.on_token(text.raw());
+                        if let Some(u) = usage {
+                            self.on_usage(u.prompt_tokens, u.completion_tokens);
+                        }
+                    }
+                    Ok(CompletionEvent::Usage(u)) => {
+                        self.on_usage(u.prompt_tokens, u.completion_tokens)
+                    }
+                    Ok(CompletionEvent::Error(msg)) => {
+                        self.error = Some(format!("server error event: {msg}"))
+                    }
+                    Ok(CompletionEvent::Done) | Ok(CompletionEvent::Other) => {}
+                    Err(e) => self.error = Some(format!("bad stream event: {e}")),
+                }
+            }
+        }
+    }
+
+    fn on_token(&mut self, raw_text: &[u8]) {
+        let now = self.now;
+        match self.last_token {
+            None => self.rec.ttft_ns = ns_between(self.start, now),
+            Some(prev) => self.rec.itl_ns.push(ns_between(prev, now)),
+        }
+        self.last_token = Some(now);
+        self.rec.text_raw.extend_from_slice(raw_text);
+    }
+
+    fn on_usage(&mut self, prompt: Option<u64>, completion: Option<u64>) {
+        if let Some(p) = prompt {
+            self.rec.prompt_len = p.min(u32::MAX as u64) as u32;
+        }
+        if let Some(c) = completion {
+            self.rec.usage_output_tokens = Some(c.min(u32::MAX as u64) as u32);
+        }
+    }
+
+    /// Decide success the way vLLM does (HTTP 200 and at least one output event), stricter in
+    /// one respect: an error event in the stream fails the request.
+    fn finish(&mut self) -> Result<(), Failure> {
+        if self.status != 200 {
+            let body = String::from_utf8_lossy(&self.error_body);
+            return Err(Failure::During(format!(
+                "HTTP {}: {}",
+                self.status,
+                body.trim()
+            )));
+        }
+        if let Some(e) = self.error.take() {
+            return Err(Failure::During(e));
+        }
+        let Some(last) = self.last_token else {
+            return Err(Failure::During(
+                "Never received a valid chunk to calculate TTFT.This response will be marked as failed!".into(),
+            ));
+        };
+        self.rec.latency_ns = ns_between(self.start, last);
+        self.rec.success = true;
+        Ok(())
+    }
+}
+
+fn ns_between(a: Instant, b: Instant) -> u64 {
+    b.saturating_duration_since(a).as_nanos() as u64
+}

@@ -1,0 +1,198 @@
+//! One shard: a pinned executor that sends its share of the plan at the planned instants.
+//!
+//! Workers are the concurrency slots. Each owns one keep-alive connection and loops: take the
+//! next request of this shard in plan order, sleep until its arrival, send it, record it. With
+//! `--max-concurrency` a shard has exactly its share of workers, so a request that arrives
+//! while all are busy waits for the first one free, in arrival order — the semantics of vLLM's
+//! semaphore. Without a limit the pool grows: when a worker starts a request and nobody is
+//! waiting for the next arrival, it spawns one more worker (after its own request is written),
+//! so the pool tracks the real peak concurrency instead of one task per request.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::task::JoinHandle;
+
+use super::exchange::{exchange, Conn};
+use super::{ShardOutput, ShardSpec, Start};
+use crate::plan::Plan;
+use crate::record::{Metrics, RequestRecord};
+
+struct Shard {
+    plan: Arc<Plan>,
+    /// Plan indices of this shard's requests, in plan order.
+    mine: Vec<usize>,
+    records: RefCell<Vec<RequestRecord>>,
+    metrics: RefCell<Metrics>,
+    next: Cell<usize>,
+    /// Workers that hold a request and are sleeping until its arrival.
+    waiting: Cell<usize>,
+    workers: Cell<usize>,
+    max_workers: usize,
+    t0: Instant,
+    last_done_ns: Cell<u64>,
+    connections: Cell<u64>,
+    handles: RefCell<Vec<JoinHandle<()>>>,
+    spec: Arc<ShardSpec>,
+}
+
+/// The whole life of a shard, run inside its executor.
+pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
+    warm_timer().await;
+    let plan = spec.plan.clone();
+    let n = spec.num_shards;
+    let mine: Vec<usize> = (spec.index..plan.requests.len()).step_by(n).collect();
+    let max_workers = spec.concurrency_share.unwrap_or(usize::MAX).min(mine.len()).max(1);
+    let initial = if spec.all_at_once {
+        max_workers
+    } else {
+        max_workers.min(16)
+    };
+
+    let mut conns: Vec<Conn> = (0..initial).map(|_| Conn::new(spec.addr)).collect();
+    for c in conns.iter_mut() {
+        c.preconnect().await;
+    }
+    warmup(&spec, &mut conns).await;
+
+    let records = mine
+        .iter()
+        .map(|&i| {
+            let r = &plan.requests[i];
+            RequestRecord::with_capacity(r.prompt_len, r.output_len, r.arrival_ns)
+        })
+        .collect();
+
+    let Some(t0) = start.ready_and_wait() else {
+        // Another shard failed to start: end without sending anything.
+        return ShardOutput::default();
+    };
+    let shard = Rc::new(Shard {
+        plan,
+        mine,
+        records: RefCell::new(records),
+        metrics: RefCell::new(Metrics::default()),
+        next: Cell::new(0),
+        waiting: Cell::new(0),
+        workers: Cell::new(0),
+        max_workers,
+        t0,
+        last_done_ns: Cell::new(0),
+        connections: Cell::new(0),
+        handles: RefCell::new(Vec::new()),
+        spec,
+    });
+    for conn in conns {
+        spawn_worker(&shard, conn);
+    }
+    // Workers may add workers while we wait; a worker's handle is pushed before it can end.
+    loop {
+        let h = shard.handles.borrow_mut().pop();
+        match h {
+            Some(h) => {
+                h.await;
+            }
+            None => break,
+        }
+    }
+
+    let shard = Rc::try_unwrap(shard).ok().expect("all workers have ended");
+    let records = shard.records.into_inner();
+    ShardOutput {
+        records: shard.mine.into_iter().zip(records).collect(),
+        metrics: shard.metrics.into_inner(),
+        last_done_ns: shard.last_done_ns.get(),
+        connections_opened: shard.connections.get(),
+    }
+}
+
+fn spawn_worker(shard: &Rc<Shard>, conn: Conn) {
+    shard.workers.set(shard.workers.get() + 1);
+    let h = glommio::spawn_local(worker(shard.clone(), conn)).detach();
+    shard.handles.borrow_mut().push(h);
+}
+
+async fn worker(shard: Rc<Shard>, mut conn: Conn) {
+    loop {
+        let k = shard.next.get();
+        if k >= shard.mine.len() {
+            break;
+        }
+        shard.next.set(k + 1);
+        let req = &shard.plan.requests[shard.mine[k]];
+
+        let due = shard.t0 + Duration::from_nanos(req.arrival_ns);
+        let now = Instant::now();
+        if due > now {
+            shard.waiting.set(shard.waiting.get() + 1);
+            glommio::timer::sleep(due - now).await;
+            shard.waiting.set(shard.waiting.get() - 1);
+        }
+
+        let mut rec = std::mem::take(&mut shard.records.borrow_mut()[k]);
+        let grow = shard.waiting.get() == 0
+            && shard.next.get() < shard.mine.len()
+            && shard.workers.get() < shard.max_workers;
+        if grow {
+            // Spawned now, it first runs when this worker awaits the socket: after the write.
+            spawn_worker(&shard, Conn::new(shard.spec.addr));
+        }
+        exchange(&mut conn, &req.wire, &mut rec, shard.t0).await;
+
+        let done_ns = (Instant::now() - shard.t0).as_nanos() as u64;
+        shard.last_done_ns.set(shard.last_done_ns.get().max(done_ns));
+        if rec.success {
+            shard.metrics.borrow_mut().record_request(&rec);
+        }
+        shard.records.borrow_mut()[k] = rec;
+        shard.spec.progress[shard.spec.index].fetch_add(1, Ordering::Relaxed);
+    }
+    shard
+        .connections
+        .set(shard.connections.get() + conn.opened as u64);
+}
+
+/// Send the warmup requests (copies of the first planned request) on the shard's connections
+/// before the clock starts. Their results are not recorded.
+async fn warmup(spec: &ShardSpec, conns: &mut [Conn]) {
+    let Some(first) = spec.plan.requests.first() else {
+        return;
+    };
+    let count = (spec.index..spec.num_warmups).step_by(spec.num_shards).count();
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(conns.len());
+        let t0 = Instant::now();
+        let futs = conns[..batch].iter_mut().map(|c| async {
+            let mut rec = RequestRecord::with_capacity(first.prompt_len, first.output_len, 0);
+            exchange(c, &first.wire, &mut rec, t0).await;
+        });
+        join_all(futs).await;
+        left -= batch;
+    }
+}
+
+async fn join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let tasks: Vec<_> = futs.collect();
+    let mut pinned: Vec<_> = tasks.into_iter().map(Box::pin).collect();
+    futures_lite::future::poll_fn(|cx| {
+        pinned.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if pinned.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// glommio 0.9.0's first timer sleep on an executor can overshoot by tens of milliseconds
+/// (lazy membarrier registration); pay that before the clock starts.
+async fn warm_timer() {
+    for _ in 0..3 {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
