@@ -39,10 +39,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         plan.requests.len(),
         built.elapsed().as_secs_f64()
     );
-    if plan.length_mismatch_tokens > 0 {
+    if plan.length_mismatch_tokens != 0 {
+        let (n, more) = (plan.length_mismatch_tokens.abs(), plan.length_mismatch_tokens > 0);
         eprintln!(
-            "WARNING: {} prompt tokens differ from the lengths asked for (the tokenizer could not hit them exactly)",
-            plan.length_mismatch_tokens
+            "WARNING: the prompts have {n} {} tokens in total than asked for (the tokenizer could not hit every length exactly)",
+            if more { "more" } else { "fewer" }
         );
     }
 
@@ -82,7 +83,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut texts = Vec::with_capacity(out.records.len());
     for r in out.records.iter_mut() {
         let mut text = String::new();
-        if let Err(e) = crate::proto::completions::unescape_into(&r.text_raw, &mut text) {
+        if let Err(e) = crate::proto::unescape_into(&r.text_raw, &mut text) {
             if r.success {
                 r.success = false;
                 r.error = Some(format!("generated text is not valid JSON string content: {e}"));
@@ -92,7 +93,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             r.output_tokens = match r.usage_output_tokens {
                 Some(n) => n,
                 None => {
-                    let n = tokenizer.count(&text) as u32;
+                    let n = tokenizer.count(&text).unwrap_or(0) as u32;
                     r.output_tokens = n;
                     out.metrics.record_tpot(r);
                     n

@@ -8,8 +8,7 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::proto::completions::{decode_completion_event, CompletionEvent};
-use crate::proto::{Event, Progress, ResponseParser};
+use crate::proto::{decode_completion_event, CompletionEvent, Event, Progress, ResponseParser};
 use crate::record::RequestRecord;
 
 const READ_BUF: usize = 16 * 1024;
@@ -202,6 +201,9 @@ impl<'r> StreamState<'r> {
             Event::Head(h) => {
                 self.status = h.status;
                 self.keep_alive = h.keep_alive;
+                if !h.is_success() {
+                    self.error = Some(format!("HTTP {} {}", h.status, h.reason()));
+                }
             }
             Event::Body(bytes) => {
                 let room = ERROR_BODY_KEEP.saturating_sub(self.error_body.len());
@@ -214,7 +216,7 @@ impl<'r> StreamState<'r> {
                 }
                 match decode_completion_event(sse.data) {
                     Ok(CompletionEvent::Token { text, usage, .. }) => {
-                        self.on_token(text.raw());
+                        self.on_token(text.raw().as_bytes());
                         if let Some(u) = usage {
                             self.on_usage(u.prompt_tokens, u.completion_tokens);
                         }
@@ -256,11 +258,8 @@ impl<'r> StreamState<'r> {
     fn finish(&mut self) -> Result<(), Failure> {
         if self.status != 200 {
             let body = String::from_utf8_lossy(&self.error_body);
-            return Err(Failure::During(format!(
-                "HTTP {}: {}",
-                self.status,
-                body.trim()
-            )));
+            let head = self.error.take().unwrap_or_else(|| format!("HTTP {}", self.status));
+            return Err(Failure::During(format!("{head}: {}", body.trim())));
         }
         if let Some(e) = self.error.take() {
             return Err(Failure::During(e));
