@@ -40,7 +40,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         built.elapsed().as_secs_f64()
     );
     if plan.length_mismatch_tokens != 0 {
-        let (n, more) = (plan.length_mismatch_tokens.abs(), plan.length_mismatch_tokens > 0);
+        let (n, more) = (
+            plan.length_mismatch_tokens.abs(),
+            plan.length_mismatch_tokens > 0,
+        );
         eprintln!(
             "WARNING: the prompts have {n} {} tokens in total than asked for (the tokenizer could not hit every length exactly)",
             if more { "more" } else { "fewer" }
@@ -86,19 +89,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if let Err(e) = crate::proto::unescape_into(&r.text_raw, &mut text) {
             if r.success {
                 r.success = false;
-                r.error = Some(format!("generated text is not valid JSON string content: {e}"));
+                r.error = Some(format!(
+                    "generated text is not valid JSON string content: {e}"
+                ));
             }
         }
-        if r.success {
-            r.output_tokens = match r.usage_output_tokens {
-                Some(n) => n,
-                None => {
-                    let n = tokenizer.count(&text).unwrap_or(0) as u32;
-                    r.output_tokens = n;
-                    out.metrics.record_tpot(r);
-                    n
-                }
-            };
+        if r.success && r.usage_output_tokens.is_none() {
+            r.output_tokens = tokenizer.count(&text).unwrap_or(0) as u32;
+            out.metrics.record_tpot(r);
         }
         texts.push(text);
     }
@@ -184,11 +182,13 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
             args.random_range_ratio
         );
     }
-    if !(args.burstiness > 0.0) {
+    if args.burstiness.is_nan() || args.burstiness <= 0.0 {
         bail!("--burstiness {}: must be positive", args.burstiness);
     }
     let percentile_metrics = MetricKey::parse_list(
-        args.percentile_metrics.as_deref().unwrap_or("ttft,tpot,itl"),
+        args.percentile_metrics
+            .as_deref()
+            .unwrap_or("ttft,tpot,itl"),
     )
     .map_err(anyhow::Error::msg)?;
     let percentiles =
@@ -199,7 +199,9 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         None => Map::new(),
         Some(s) => match serde_json::from_str::<Value>(s) {
             Ok(Value::Object(m)) => m,
-            _ => bail!("--extra-body must be a JSON object, e.g. '{{\"temperature\": 0}}' (got {s})"),
+            _ => {
+                bail!("--extra-body must be a JSON object, e.g. '{{\"temperature\": 0}}' (got {s})")
+            }
         },
     };
 
@@ -217,7 +219,11 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
 
     // vLLM's order: Authorization from OPENAI_API_KEY, then --header (which may override it).
     if let Ok(key) = std::env::var("OPENAI_API_KEY") {
-        if !key.is_empty() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+        if !key.is_empty()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
             headers.insert(0, ("Authorization".into(), format!("Bearer {key}")));
         }
     }
@@ -269,7 +275,9 @@ fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, Stri
     items
         .iter()
         .map(|item| match item.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
             _ => bail!("{flag} {item}: expected KEY=VALUE"),
         })
         .collect()
@@ -300,5 +308,6 @@ fn monotonic_seconds_at(t: Instant) -> f64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let now_mono = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
     let now = Instant::now();
-    now_mono - now.saturating_duration_since(t).as_secs_f64() + t.saturating_duration_since(now).as_secs_f64()
+    now_mono - now.saturating_duration_since(t).as_secs_f64()
+        + t.saturating_duration_since(now).as_secs_f64()
 }

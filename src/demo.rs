@@ -9,8 +9,16 @@ pub fn run(demo: &DemoArgs) -> anyhow::Result<()> {
     let cpus = placement::allowed_cpus();
     // The mock gets the last CPU; the client the others (or share the only one).
     let mock_cpu = *cpus.last().expect("allowed_cpus is never empty");
-    let mut mock_args = MockArgs::for_demo(demo.mock_ttft_ms, demo.mock_itl_ms, mock_cpu);
-    mock_args.port = 0;
+    let mock_args = MockArgs {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ttft_ms: demo.mock_ttft_ms,
+        itl_ms: demo.mock_itl_ms,
+        model: "servebench-mock".into(),
+        num_shards: 1,
+        cpus: Some(vec![mock_cpu]),
+        tokenizer: None,
+    };
     let handle = mock::spawn(&mock_args)?;
     let addr = handle.addr();
     eprintln!(

@@ -64,8 +64,16 @@ fn benchmark_against_the_mock_matches_its_latency_model() {
         .args(["--num-prompts", "300", "--random-input-len", "64"])
         .args(["--random-output-len", "16", "--max-concurrency", "64"])
         .args(["--num-shards", "2", "--disable-tqdm", "--seed", "7"])
-        .args(["--percentile-metrics", "ttft,tpot,itl,e2el,client_queue_time"])
-        .args(["--metric-percentiles", "50,99", "--save-result", "--save-detailed"])
+        .args([
+            "--percentile-metrics",
+            "ttft,tpot,itl,e2el,client_queue_time",
+        ])
+        .args([
+            "--metric-percentiles",
+            "50,99",
+            "--save-result",
+            "--save-detailed",
+        ])
         .args(["--metadata", "run=e2e", "--result-dir"])
         .arg(&dir)
         .args(["--result-filename", "r.json"])
@@ -96,20 +104,54 @@ fn benchmark_against_the_mock_matches_its_latency_model() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     let expected_prefix = [
-        "date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts",
-        "run", "request_rate", "burstiness", "max_concurrency", "duration", "completed", "failed",
-        "total_input_tokens", "total_output_tokens", "request_throughput", "request_goodput",
-        "output_throughput", "total_token_throughput", "input_lens", "output_lens", "ttfts",
-        "itls", "latencies", "start_times", "queue_times", "generated_texts", "errors",
-        "max_output_tokens_per_s", "max_concurrent_requests", "rtfx", "mean_ttft_ms",
-        "median_ttft_ms", "std_ttft_ms", "p50_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
+        "date",
+        "endpoint_type",
+        "backend",
+        "label",
+        "model_id",
+        "tokenizer_id",
+        "num_prompts",
+        "run",
+        "request_rate",
+        "burstiness",
+        "max_concurrency",
+        "duration",
+        "completed",
+        "failed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "request_throughput",
+        "request_goodput",
+        "output_throughput",
+        "total_token_throughput",
+        "input_lens",
+        "output_lens",
+        "ttfts",
+        "itls",
+        "latencies",
+        "start_times",
+        "queue_times",
+        "generated_texts",
+        "errors",
+        "max_output_tokens_per_s",
+        "max_concurrent_requests",
+        "rtfx",
+        "mean_ttft_ms",
+        "median_ttft_ms",
+        "std_ttft_ms",
+        "p50_ttft_ms",
+        "p99_ttft_ms",
+        "mean_tpot_ms",
     ];
     assert_eq!(&keys[..expected_prefix.len()], &expected_prefix);
     assert!(keys.contains(&"p99_client_queue_time_ms"));
     assert!(keys.contains(&"mean_e2el_ms"));
     assert_eq!(v["request_rate"], "inf");
     assert_eq!(v["completed"], 300);
-    assert_eq!(v["model_id"], "servebench-mock", "model discovered from /v1/models");
+    assert_eq!(
+        v["model_id"], "servebench-mock",
+        "model discovered from /v1/models"
+    );
     assert_eq!(v["itls"].as_array().unwrap().len(), 300);
     assert_eq!(v["itls"][0].as_array().unwrap().len(), 15);
     assert!(v["generated_texts"][0].as_str().unwrap().len() > 16);

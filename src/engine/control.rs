@@ -60,7 +60,13 @@ fn get(target: &Target, path: &str) -> anyhow::Result<Vec<u8>> {
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
     {
         body = &body[..len.min(body.len())];
     }

@@ -132,7 +132,9 @@ async fn send_and_read(
         let n = match stream.read(buf).await {
             Ok(n) => n,
             Err(e) if received == 0 => {
-                return Err(Failure::BeforeResponse(format!("reading the response: {e}")))
+                return Err(Failure::BeforeResponse(format!(
+                    "reading the response: {e}"
+                )))
             }
             Err(e) => {
                 return Err(Failure::During(format!(
@@ -249,7 +251,10 @@ impl<'r> StreamState<'r> {
             self.rec.prompt_len = p.min(u32::MAX as u64) as u32;
         }
         if let Some(c) = completion {
-            self.rec.usage_output_tokens = Some(c.min(u32::MAX as u64) as u32);
+            let c = c.min(u32::MAX as u64) as u32;
+            self.rec.usage_output_tokens = Some(c);
+            // The server's count is final; TPOT can be recorded as soon as the request ends.
+            self.rec.output_tokens = c;
         }
     }
 
@@ -258,7 +263,10 @@ impl<'r> StreamState<'r> {
     fn finish(&mut self) -> Result<(), Failure> {
         if self.status != 200 {
             let body = String::from_utf8_lossy(&self.error_body);
-            let head = self.error.take().unwrap_or_else(|| format!("HTTP {}", self.status));
+            let head = self
+                .error
+                .take()
+                .unwrap_or_else(|| format!("HTTP {}", self.status));
             return Err(Failure::During(format!("{head}: {}", body.trim())));
         }
         if let Some(e) = self.error.take() {

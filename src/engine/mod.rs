@@ -151,7 +151,8 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         eprintln!("{w}");
     }
 
-    let progress: Arc<Vec<Counter>> = Arc::new((0..num_shards).map(|_| Counter::default()).collect());
+    let progress: Arc<Vec<Counter>> =
+        Arc::new((0..num_shards).map(|_| Counter::default()).collect());
     let start = Arc::new(Start::new());
     let all_at_once = plan.requests.iter().all(|r| r.arrival_ns == 0);
     let cpus = placement::assign(num_shards, &cfg.cpus);

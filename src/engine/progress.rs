@@ -31,7 +31,11 @@ fn clock(d: Duration) -> String {
 
 /// `100%|██████████| 1000/1000 [00:12<00:00, 81.23it/s]`
 fn line(done: u64, total: u64, elapsed: Duration) -> String {
-    let frac = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+    let frac = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
     let width = 30;
     let filled = ((frac * width as f64) as usize).min(width);
     let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);

@@ -45,7 +45,11 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     let plan = spec.plan.clone();
     let n = spec.num_shards;
     let mine: Vec<usize> = (spec.index..plan.requests.len()).step_by(n).collect();
-    let max_workers = spec.concurrency_share.unwrap_or(usize::MAX).min(mine.len()).max(1);
+    let max_workers = spec
+        .concurrency_share
+        .unwrap_or(usize::MAX)
+        .min(mine.len())
+        .max(1);
     let initial = if spec.all_at_once {
         max_workers
     } else {
@@ -143,7 +147,9 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
         exchange(&mut conn, &req.wire, &mut rec, shard.t0).await;
 
         let done_ns = (Instant::now() - shard.t0).as_nanos() as u64;
-        shard.last_done_ns.set(shard.last_done_ns.get().max(done_ns));
+        shard
+            .last_done_ns
+            .set(shard.last_done_ns.get().max(done_ns));
         if rec.success {
             shard.metrics.borrow_mut().record_request(&rec);
         }
@@ -161,7 +167,9 @@ async fn warmup(spec: &ShardSpec, conns: &mut [Conn]) {
     let Some(first) = spec.plan.requests.first() else {
         return;
     };
-    let count = (spec.index..spec.num_warmups).step_by(spec.num_shards).count();
+    let count = (spec.index..spec.num_warmups)
+        .step_by(spec.num_shards)
+        .count();
     let mut left = count;
     while left > 0 {
         let batch = left.min(conns.len());

@@ -21,7 +21,9 @@ impl Target {
     pub fn from_flags(base_url: Option<&str>, host: &str, port: u16) -> anyhow::Result<Target> {
         let url = match base_url {
             Some(u) => u.trim_end_matches('/').to_string(),
-            None if host.contains(':') && !host.starts_with('[') => format!("http://[{host}]:{port}"),
+            None if host.contains(':') && !host.starts_with('[') => {
+                format!("http://[{host}]:{port}")
+            }
             None => format!("http://{host}:{port}"),
         };
         let rest = if let Some(r) = url.strip_prefix("http://") {
@@ -38,7 +40,10 @@ impl Target {
         if authority.is_empty() {
             bail!("--base-url {url}: no host in the URL");
         }
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.contains(']'))
+        {
             authority.to_string()
         } else {
             format!("{authority}:80")
