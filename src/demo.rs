@@ -10,14 +10,11 @@ pub fn run(demo: &DemoArgs) -> anyhow::Result<()> {
     // The mock gets the last CPU; the client the others (or share the only one).
     let mock_cpu = *cpus.last().expect("allowed_cpus is never empty");
     let mock_args = MockArgs {
-        host: "127.0.0.1".into(),
         port: 0,
         ttft_ms: demo.mock_ttft_ms,
         itl_ms: demo.mock_itl_ms,
-        model: "servebench-mock".into(),
-        num_shards: 1,
         cpus: Some(vec![mock_cpu]),
-        tokenizer: None,
+        ..MockArgs::default()
     };
     let handle = mock::spawn(&mock_args)?;
     let addr = handle.addr();

@@ -1,3 +1,450 @@
-//! Placeholder until the mock server lands.
+//! `servebench mock`: a built-in OpenAI-compatible completions server with an exact latency model.
+//!
+//! It is the tests' target, the README demo's target and the ground truth for the client's
+//! timing accuracy, so it is built like the client: one glommio executor per pinned CPU, each
+//! with its own `SO_REUSEPORT` listener on the same port, one task per connection, and every
+//! byte of every reply pre-serialised except the few that change per request or per token.
+//!
+//! Latency model: with `t_read` the instant the request was fully read, streamed token `k`
+//! (0-based) is written at `t_read + ttft + k * itl`; a non-streamed body at
+//! `t_read + ttft + (max_tokens - 1) * itl`. Deadlines are absolute, so nothing drifts.
+
+mod completions;
+mod conn;
+mod http;
+mod shard;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use shard::ShardConfig;
+
+/// The tokenizer used for `prompt_tokens` of text prompts when `--tokenizer` is not given.
+const DEFAULT_TOKENIZER: &[u8] = include_bytes!("../../assets/default-tokenizer.json");
+
+/// Longest TTFT or ITL accepted; keeps every deadline far from `Instant` overflow.
+const MAX_DELAY_MS: f64 = 3_600_000.0;
+
+/// Flags of `servebench mock`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct MockArgs {}
+pub struct MockArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+
+    /// Time to first token in milliseconds, counted from the end of the request.
+    #[arg(long, default_value_t = 0.0)]
+    pub ttft_ms: f64,
+
+    /// Time between consecutive tokens in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub itl_ms: f64,
+
+    /// Model name served and reported by /v1/models.
+    #[arg(long, default_value = "servebench-mock")]
+    pub model: String,
+
+    /// Executors, each pinned to its own CPU among those this process may run on.
+    #[arg(long, default_value_t = 1)]
+    pub num_shards: usize,
+
+    /// Comma-separated CPU ids to pin shards to (one shard per id unless --num-shards says
+    /// otherwise, in which case the counts must match).
+    #[arg(long, value_delimiter = ',')]
+    pub cpus: Option<Vec<usize>>,
+
+    /// Report `usage.prompt_tokens` for text prompts by tokenizing them (with --tokenizer, else
+    /// the embedded default tokenizer). Off by default: tokenizing costs the mock ~0.1 ms of
+    /// CPU per prompt, which would delay other streams' tokens; without it a text prompt's
+    /// usage carries completion_tokens only (clients keep their own prompt count) and a
+    /// token-id prompt's prompt_tokens is its length.
+    #[arg(long)]
+    pub count_prompt_tokens: bool,
+
+    /// tokenizer.json used to count the tokens of text prompts; implies --count-prompt-tokens.
+    #[arg(long)]
+    pub tokenizer: Option<std::path::PathBuf>,
+}
+
+impl Default for MockArgs {
+    fn default() -> Self {
+        MockArgs {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            ttft_ms: 0.0,
+            itl_ms: 0.0,
+            model: "servebench-mock".into(),
+            num_shards: 1,
+            cpus: None,
+            count_prompt_tokens: false,
+            tokenizer: None,
+        }
+    }
+}
+
+/// Runs the mock server in the calling thread until a shard fails (normally: forever).
+pub fn run(args: &MockArgs) -> anyhow::Result<()> {
+    let handle = spawn(args)?;
+    eprintln!(
+        "servebench mock listening on http://{} ({} shard{})",
+        handle.addr,
+        handle.shards.len(),
+        if handle.shards.len() == 1 { "" } else { "s" }
+    );
+    handle.wait()
+}
+
+/// Starts the mock server on background threads and returns once every shard is listening
+/// (and its timer is warmed up).
+pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
+    let ttft = delay("--ttft-ms", args.ttft_ms)?;
+    let itl = delay("--itl-ms", args.itl_ms)?;
+    let cpus = shard_cpus(args)?;
+    let (tokenizer_json, tokenizer_name): (Option<Arc<[u8]>>, String) = match &args.tokenizer {
+        Some(path) => (
+            Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read --tokenizer {}", path.display()))?
+                    .into(),
+            ),
+            path.display().to_string(),
+        ),
+        None if args.count_prompt_tokens => {
+            (Some(DEFAULT_TOKENIZER.into()), "(embedded default)".into())
+        }
+        None => (None, String::new()),
+    };
+    raise_rlimits()?;
+    let listeners = bind_listeners(&args.host, args.port, cpus.len())?;
+    let addr = listeners[0]
+        .local_addr()?
+        .as_socket()
+        .context("listener has no IP address")?;
+
+    let mut distinct = cpus.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let pool_cpus = CpuSet::online()
+        .map_err(|e| anyhow!("cannot read the CPU topology: {e}"))?
+        .filter(|l| distinct.contains(&l.cpu));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handle = MockHandle {
+        addr,
+        stop: stop.clone(),
+        shards: Vec::with_capacity(cpus.len()),
+    };
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    for (index, (&cpu, listener)) in cpus.iter().zip(listeners).enumerate() {
+        // The handle keeps its own descriptor of the listening socket: shutting it down is
+        // what wakes the shard's pending accept when the server stops.
+        let waker = listener
+            .try_clone()
+            .context("cannot duplicate the listener")?;
+        let config = ShardConfig {
+            index,
+            num_shards: cpus.len(),
+            listener: listener.into(),
+            model: args.model.clone(),
+            ttft,
+            itl,
+            tokenizer_json: tokenizer_json.clone(),
+            tokenizer_name: tokenizer_name.clone(),
+            stop: stop.clone(),
+            ready: ready_tx.clone(),
+        };
+        let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name("servebench-mock")
+            .io_memory(64 << 10)
+            // Bounds how long one busy stream (ITL 0, thousands of tokens) can hold the shard
+            // before expired timers of other streams are looked at.
+            .preempt_timer(Duration::from_millis(1))
+            .ring_depth(
+                std::env::var("RING")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(128),
+            )
+            // Long prompts are tokenized on this pool, off the shard's own thread.
+            .blocking_thread_pool_placement(PoolPlacement::Fenced(1, pool_cpus.clone()))
+            .spawn(move || shard::run(config))
+            .map_err(|e| anyhow!("cannot start mock shard {index} on CPU {cpu}: {e}"))?;
+        handle.shards.push(ShardThread {
+            join: Some(join),
+            waker,
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..handle.shards.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => bail!("mock shard failed to start: {message}"),
+            // Every sender is gone: a shard thread died before reporting (e.g. the executor
+            // could not be created); its join error says why.
+            Err(_) => {
+                handle.signal_stop();
+                let why = handle.take_errors().join("; ");
+                bail!("mock shard failed to start: {why}");
+            }
+        }
+    }
+    Ok(handle)
+}
+
+/// A running mock server. Dropping it stops the server too.
+pub struct MockHandle {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    shards: Vec<ShardThread>,
+}
+
+struct ShardThread {
+    join: Option<glommio::ExecutorJoinHandle<()>>,
+    waker: Socket,
+}
+
+impl MockHandle {
+    /// The address every shard listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, drops every open connection and joins the shard threads.
+    pub fn stop(mut self) {
+        self.stop_shards();
+    }
+
+    /// Blocks until every shard has ended; an error names the shards that failed.
+    fn wait(mut self) -> anyhow::Result<()> {
+        let errors = self.take_errors();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            bail!("mock server failed: {}", errors.join("; "))
+        }
+    }
+
+    fn stop_shards(&mut self) {
+        self.signal_stop();
+        self.take_errors();
+    }
+
+    fn signal_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        for shard in &self.shards {
+            // Ends the pending accept with EINVAL; the shard then sees the stop flag.
+            let _ = shard.waker.shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    fn take_errors(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (index, shard) in self.shards.iter_mut().enumerate() {
+            if let Some(join) = shard.join.take() {
+                if let Err(e) = join.join() {
+                    errors.push(format!("shard {index}: {e}"));
+                }
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for MockHandle {
+    fn drop(&mut self) {
+        self.stop_shards();
+    }
+}
+
+fn delay(flag: &str, ms: f64) -> anyhow::Result<Duration> {
+    if !ms.is_finite() || !(0.0..=MAX_DELAY_MS).contains(&ms) {
+        bail!("{flag} must be between 0 and {MAX_DELAY_MS} milliseconds, got {ms}");
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// The CPU of each shard: `--cpus` as given, else the first `--num-shards` CPUs this process
+/// may run on (its affinity mask, which containers and taskset restrict).
+fn shard_cpus(args: &MockArgs) -> anyhow::Result<Vec<usize>> {
+    if args.num_shards == 0 {
+        bail!("--num-shards must be at least 1");
+    }
+    if let Some(cpus) = &args.cpus {
+        if cpus.is_empty() {
+            bail!("--cpus is empty");
+        }
+        if args.num_shards != 1 && args.num_shards != cpus.len() {
+            bail!(
+                "--num-shards {} does not match the {} CPUs given with --cpus",
+                args.num_shards,
+                cpus.len()
+            );
+        }
+        return Ok(cpus.clone());
+    }
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .context("cannot read the CPUs this process may run on (sched_getaffinity)")?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if args.num_shards > allowed.len() {
+        bail!(
+            "--num-shards {} exceeds the {} CPUs this process may run on; pass --cpus to choose",
+            args.num_shards,
+            allowed.len()
+        );
+    }
+    Ok(allowed[..args.num_shards].to_vec())
+}
+
+/// glommio refuses to build an executor under 512 KiB of lockable memory, and every
+/// connection is a file descriptor: take what the hard limits allow.
+fn raise_rlimits() -> anyhow::Result<()> {
+    for (resource, name) in [
+        (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
+        (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+    ] {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+        unsafe {
+            if libc::getrlimit(resource, &mut limit) != 0 {
+                bail!("getrlimit({name}): {}", std::io::Error::last_os_error());
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                limit.rlim_cur = limit.rlim_max;
+                if libc::setrlimit(resource, &limit) != 0 {
+                    bail!("setrlimit({name}): {}", std::io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    let mut memlock = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: as above.
+    unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut memlock) };
+    if memlock.rlim_cur != libc::RLIM_INFINITY && memlock.rlim_cur < 512 * 1024 {
+        bail!(
+            "the locked-memory limit is {} KiB and io_uring needs 512 KiB: raise it with \
+             `ulimit -l`, Docker's `--ulimit memlock=-1:-1` or systemd's `LimitMEMLOCK=`",
+            memlock.rlim_cur / 1024
+        );
+    }
+    Ok(())
+}
+
+/// One listening socket per shard on the same address (`SO_REUSEPORT`: the kernel spreads
+/// connections). With port 0 the first socket picks the port and the others join it.
+fn bind_listeners(host: &str, port: u16, count: usize) -> anyhow::Result<Vec<Socket>> {
+    let mut addr = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve --host {host}"))?
+        .next()
+        .with_context(|| format!("--host {host} resolves to no address"))?;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket
+            .bind(&addr.into())
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        socket.listen(4096)?;
+        if addr.port() == 0 {
+            if let Some(bound) = socket.local_addr()?.as_socket() {
+                addr.set_port(bound.port());
+            }
+        }
+        listeners.push(socket);
+    }
+    Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        mock: MockArgs,
+    }
+
+    fn parse(args: &[&str]) -> MockArgs {
+        Cli::try_parse_from(std::iter::once("mock").chain(args.iter().copied()))
+            .unwrap()
+            .mock
+    }
+
+    #[test]
+    fn flag_defaults_match_default() {
+        assert_eq!(
+            format!("{:?}", parse(&[])),
+            format!("{:?}", MockArgs::default())
+        );
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = parse(&[
+            "--cpus",
+            "3,1",
+            "--ttft-ms",
+            "2.5",
+            "--port",
+            "0",
+            "--model",
+            "m",
+        ]);
+        assert_eq!(a.cpus, Some(vec![3, 1]));
+        assert_eq!((a.ttft_ms, a.port, a.model.as_str()), (2.5, 0, "m"));
+    }
+
+    #[test]
+    fn shard_cpus_follow_flags() {
+        let cpus = |num_shards, cpus: Option<Vec<usize>>| {
+            shard_cpus(&MockArgs {
+                num_shards,
+                cpus,
+                ..MockArgs::default()
+            })
+        };
+        assert_eq!(cpus(1, Some(vec![2, 0])).unwrap(), vec![2, 0]);
+        assert_eq!(cpus(2, Some(vec![2, 0])).unwrap(), vec![2, 0]);
+        assert!(cpus(3, Some(vec![2, 0])).is_err());
+        assert!(cpus(0, None).is_err());
+        let allowed = core_affinity::get_core_ids().unwrap();
+        assert_eq!(cpus(1, None).unwrap(), vec![allowed[0].id]);
+        assert!(cpus(allowed.len() + 1, None).is_err());
+    }
+
+    #[test]
+    fn delays_are_checked() {
+        assert_eq!(delay("x", 1.5).unwrap(), Duration::from_micros(1500));
+        for bad in [-0.1, f64::INFINITY, f64::NAN, MAX_DELAY_MS * 2.0] {
+            assert!(delay("--itl-ms", bad)
+                .unwrap_err()
+                .to_string()
+                .contains("--itl-ms"));
+        }
+    }
+}
