@@ -77,6 +77,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         max_concurrency: info.max_concurrency,
         num_warmups: args.num_warmups,
         show_progress: !args.disable_tqdm,
+        busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
     };
     let mut out = engine::run(plan.clone(), &cfg)?;
     let t0_mono_s = monotonic_seconds_at(out.t0);

@@ -5,6 +5,8 @@ use crate::cli::DemoArgs;
 use crate::engine::placement;
 use crate::mock::{self, MockArgs};
 
+const DEMO_CONCURRENCY: usize = 128;
+
 pub fn run(demo: &DemoArgs) -> anyhow::Result<()> {
     let cpus = placement::allowed_cpus();
     // The mock gets the last CPU; the client the others (or share the only one).
@@ -24,6 +26,12 @@ pub fn run(demo: &DemoArgs) -> anyhow::Result<()> {
     );
     let mut bench = demo.bench.clone();
     bench.base_url = Some(format!("http://{addr}"));
+    // vLLM's defaults would open 1,000 streams at once; the mock and the client share this
+    // host, so the demo keeps the load one small machine carries unless told otherwise.
+    if bench.max_concurrency.is_none() {
+        bench.max_concurrency = Some(DEMO_CONCURRENCY);
+        eprintln!("demo: --max-concurrency {DEMO_CONCURRENCY} (pass your own to change it)");
+    }
     if bench.num_shards.is_none() && cpus.len() > 1 {
         bench.num_shards = Some(cpus.len() - 1);
     }

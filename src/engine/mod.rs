@@ -32,6 +32,8 @@ pub struct EngineConfig {
     pub max_concurrency: Option<usize>,
     pub num_warmups: usize,
     pub show_progress: bool,
+    /// glommio's spin_before_park: poll this long before sleeping.
+    pub busy_poll: Duration,
 }
 
 /// What the engine measured.
@@ -172,6 +174,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             progress: progress.clone(),
         });
         let start = start.clone();
+        let busy_poll = cfg.busy_poll;
         let t = std::thread::Builder::new()
             .name(format!("servebench-shard-{index}"))
             .spawn(move || {
@@ -179,6 +182,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
                     .name(&format!("shard-{index}"))
                     .io_memory(64 << 10)
                     .ring_depth(1024)
+                    .spin_before_park(busy_poll)
                     .make();
                 match ex {
                     Ok(ex) => ex.run(shard::run(spec, start.clone())),
