@@ -20,6 +20,10 @@ use super::shard::{self, Shard};
 /// executor's blocking pool, so that one long prompt cannot hold up other streams' tokens.
 const INLINE_TOKENIZE_BYTES: usize = 1024;
 
+/// Long enough to be pending when first polled (so the task really yields), short enough to
+/// be due at the executor's next pass over timers.
+const REACTOR_YIELD: Duration = Duration::from_micros(20);
+
 /// How long a closing connection is drained so that unread request bytes do not turn the
 /// close into a reset that destroys the reply in flight.
 const LINGER: Duration = Duration::from_millis(200);
@@ -287,14 +291,17 @@ impl Tx {
     }
 }
 
-/// Sleeps until `due`; when it has passed already, only yields if the executor wants the CPU
+/// Sleeps until `due`; when it has passed already, yields only if the executor wants the CPU
 /// back (a stream with ITL 0 must not starve the shard's other timers).
 async fn sleep_until(due: Instant) {
     let now = Instant::now();
     if due > now {
         glommio::timer::sleep(due - now).await;
-    } else {
-        glommio::yield_if_needed().await;
+    } else if glommio::executor().need_preempt() {
+        // Through the timer, not `glommio::yield_if_needed`: under load, tasks that yielded
+        // that way were seen never to resume in glommio 0.9.0 (streams froze until unrelated
+        // I/O arrived). A timer this short is due at the executor's next pass.
+        glommio::timer::sleep(REACTOR_YIELD).await;
     }
 }
 
