@@ -117,9 +117,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     let figures = report::figures(&info, &out.records, &out.metrics, out.duration_ns);
     print!("{}", console::render(&info, &figures));
+    let events: u64 = out
+        .records
+        .iter()
+        .filter(|r| r.success)
+        .map(|r| 1 + r.itl_ns.len() as u64)
+        .sum();
+    let cpu_us = out.shard_cpu_ns as f64 / 1e3;
     eprintln!(
-        "servebench: {} shards, {} connections opened",
-        out.num_shards, out.connections_opened
+        "servebench: {} shards, {} connections opened; client CPU while sending {:.2} s \
+         ({:.1} µs per request, {:.2} µs per streamed event)",
+        out.num_shards,
+        out.connections_opened,
+        cpu_us / 1e6,
+        cpu_us / out.records.len().max(1) as f64,
+        cpu_us / events.max(1) as f64,
     );
 
     if args.save_result || args.append_result {

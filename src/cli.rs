@@ -30,6 +30,9 @@ pub enum Command {
     Mock(MockArgs),
     /// Start the mock server on loopback and benchmark it (no server or network needed).
     Demo(DemoArgs),
+    /// Measure this host's client against the mock's truth log: timing error, CPU cost and
+    /// the highest load it carries within an error budget.
+    Calibrate(crate::calibrate::CalibrateArgs),
 }
 
 #[derive(Args, Debug, Clone)]

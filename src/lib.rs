@@ -4,6 +4,7 @@
 //! [`report`]. The wire protocol ([`proto`]) is pure: byte slices in, events out.
 
 pub mod bench;
+pub mod calibrate;
 pub mod cli;
 pub mod demo;
 pub mod engine;

@@ -9,6 +9,7 @@ fn main() {
         Some(Command::Serve(args)) => servebench::bench::run(&args),
         Some(Command::Mock(args)) => servebench::mock::run(&args),
         Some(Command::Demo(demo)) => servebench::demo::run(&demo),
+        Some(Command::Calibrate(args)) => servebench::calibrate::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

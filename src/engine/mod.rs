@@ -46,6 +46,9 @@ pub struct RunOutput {
     pub t0: Instant,
     pub connections_opened: u64,
     pub num_shards: usize,
+    /// CPU time (user + system) the shard threads used from `t0` to their end, summed: the
+    /// client's own cost of the timed phase, plan building and reporting excluded.
+    pub shard_cpu_ns: u64,
 }
 
 /// A per-shard progress counter on its own cache line.
@@ -78,6 +81,7 @@ pub struct ShardOutput {
     pub metrics: Metrics,
     pub last_done_ns: u64,
     pub connections_opened: u64,
+    pub cpu_ns: u64,
 }
 
 /// Start line shared by the shards and the main thread.
@@ -138,6 +142,18 @@ impl Start {
         self.cv.notify_all();
         Ok(t0)
     }
+}
+
+/// CPU time (user + system) the calling thread has used so far, in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_THREAD cannot fail on Linux.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Run the plan on `cfg.num_shards` pinned executors and gather what they measured.
@@ -214,7 +230,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
     let mut records: Vec<RequestRecord> = Vec::new();
     records.resize_with(plan.requests.len(), RequestRecord::default);
     let mut metrics = Metrics::default();
-    let (mut last_done_ns, mut connections_opened) = (0, 0);
+    let (mut last_done_ns, mut connections_opened, mut shard_cpu_ns) = (0, 0, 0);
     for t in threads {
         let out = t
             .join()
@@ -225,6 +241,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         metrics.merge(&out.metrics);
         last_done_ns = last_done_ns.max(out.last_done_ns);
         connections_opened += out.connections_opened;
+        shard_cpu_ns += out.cpu_ns;
     }
     Ok(RunOutput {
         records,
@@ -233,5 +250,6 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         t0,
         connections_opened,
         num_shards,
+        shard_cpu_ns,
     })
 }

@@ -50,7 +50,9 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         .unwrap_or(usize::MAX)
         .min(mine.len())
         .max(1);
-    let initial = if spec.all_at_once {
+    // A capped pool (or one burst) is known in advance: open all of it before the clock, so
+    // no request pays for a handshake. An uncapped pool grows as the load shows its size.
+    let initial = if spec.all_at_once || spec.concurrency_share.is_some() {
         max_workers
     } else {
         max_workers.min(16)
@@ -74,6 +76,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         // Another shard failed to start: end without sending anything.
         return ShardOutput::default();
     };
+    let cpu_at_t0 = super::thread_cpu_ns();
     let shard = Rc::new(Shard {
         plan,
         mine,
@@ -110,6 +113,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         metrics: shard.metrics.into_inner(),
         last_done_ns: shard.last_done_ns.get(),
         connections_opened: shard.connections.get(),
+        cpu_ns: super::thread_cpu_ns().saturating_sub(cpu_at_t0),
     }
 }
 
