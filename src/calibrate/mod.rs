@@ -70,6 +70,9 @@ pub struct CalibrateArgs {
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub output_json: Option<PathBuf>,
+    /// Print a Markdown table instead of the console report (for docs/PERFORMANCE.md).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// What one step measured.
@@ -196,7 +199,11 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 
-    print!("{}", table::render(&report));
+    if args.markdown {
+        print!("{}", table::markdown(&report));
+    } else {
+        print!("{}", table::render(&report));
+    }
     if let Some(path) = &args.output_json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n")

@@ -124,3 +124,53 @@ fn limiter(c: &StepResult) -> &'static str {
         _ => "",
     }
 }
+
+/// The same figures as a Markdown table (one row per step, the ceiling last), for
+/// docs/PERFORMANCE.md.
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| streams | mock TTFT/ITL/tokens | events/s | TTFT err mean / p99 (ms) | ITL err mean / p99 (ms) | send lag p50 / p99 / max (µs) | client CPU µs/event | client CPU µs/req | RSS KiB/stream | req/s | client CPU % | mock CPU % | budget |"
+    );
+    let _ = writeln!(
+        s,
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    let ms = |ns: f64| ns / 1e6;
+    let line = |s: &mut String, st: &StepResult, model: String, verdict: &str| {
+        let _ = writeln!(
+            s,
+            "| {} | {model} | {:.0} | {:.3} / {:.3} | {:.3} / {:.3} | {:.0} / {:.0} / {:.0} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {verdict} |",
+            st.streams,
+            st.events_per_s,
+            ms(st.ttft_err.mean_ns),
+            ms(st.ttft_err.p99_ns),
+            ms(st.itl_err.mean_ns),
+            ms(st.itl_err.p99_ns),
+            st.send_lag.p50_ns / 1e3,
+            st.send_lag.p99_ns / 1e3,
+            st.send_lag.max_ns / 1e3,
+            st.client_cpu_us_per_event,
+            st.client_cpu_us_per_request,
+            st.rss_bytes_per_stream / 1024.0,
+            st.requests_per_s,
+            pct(st.client_cpu_s, st.duration_s, st.client_cores),
+            pct(st.mock_cpu_s, st.duration_s, st.mock_cores),
+        );
+    };
+    for st in &r.steps {
+        let model = format!("{}/{}/{}", r.ttft_ms, r.itl_ms, r.output_len);
+        let verdict = if st.within_budget { "ok" } else { "over" };
+        line(&mut s, st, model, verdict);
+    }
+    if let Some(c) = &r.ceiling {
+        line(
+            &mut s,
+            c,
+            "0/0/16, all at once".into(),
+            limiter(c).trim_start_matches(" — "),
+        );
+    }
+    s
+}
