@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod calibrate;
 pub mod cli;
+pub mod clock;
 pub mod demo;
 pub mod engine;
 pub mod mock;

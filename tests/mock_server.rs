@@ -630,4 +630,324 @@ fn bad_arguments_are_refused() {
         },
         "cannot read --tokenizer",
     );
+    refused(
+        MockArgs {
+            truth_log: Some("/nonexistent-servebench-dir/truth.jsonl".into()),
+            ..MockArgs::default()
+        },
+        "--truth-log /nonexistent-servebench-dir/truth.jsonl",
+    );
+}
+
+// ---- --truth-log: the server's own CLOCK_MONOTONIC times ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_servebench");
+const TRUTH_KEYS: [&str; 6] = [
+    "request_id",
+    "stream",
+    "read_ns",
+    "head_ns",
+    "event_ns",
+    "end_ns",
+];
+const MS: u64 = 1_000_000;
+
+/// CLOCK_MONOTONIC in ns, read here independently of the crate's own clock module.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) },
+        0
+    );
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("servebench-{name}-{}.jsonl", std::process::id()))
+}
+
+/// A `servebench mock` child process.
+struct MockProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+    /// The rest of its stderr, collected until it exits.
+    stderr: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl MockProcess {
+    fn start(args: &[&str]) -> MockProcess {
+        let mut child = std::process::Command::new(BIN)
+            .arg("mock")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start servebench mock");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = lines.next().expect("mock exited early").unwrap();
+        // The exact format a caller parses.
+        let rest = line
+            .strip_prefix("servebench mock listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let (addr, shards) = rest.split_once(' ').unwrap();
+        assert_eq!(shards, "(1 shard)");
+        let addr = addr.parse().unwrap();
+        let stderr = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        MockProcess {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// Sends `signal`, waits (at most 10 s) for the exit; returns the exit code, the rest of
+    /// stderr and all of stdout.
+    fn stop_with(mut self, signal: libc::c_int) -> (Option<i32>, Vec<String>, String) {
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("mock still running 10 s after signal {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        (status.code(), self.stderr.join().unwrap(), stdout)
+    }
+}
+
+/// One truth-log line, checked for its keys and their order.
+struct Truth {
+    request_id: Option<String>,
+    stream: bool,
+    read_ns: u64,
+    head_ns: u64,
+    event_ns: Vec<u64>,
+    end_ns: u64,
+}
+
+fn truth_lines(path: &std::path::Path) -> Vec<Truth> {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::remove_file(path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'));
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            assert_eq!(keys.len(), TRUTH_KEYS.len(), "{line}");
+            let at: Vec<usize> = TRUTH_KEYS
+                .iter()
+                .map(|k| line.find(&format!("\"{k}\":")).expect(k))
+                .collect();
+            assert!(at.windows(2).all(|w| w[0] < w[1]), "key order in {line}");
+            let ns = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {line}"));
+            Truth {
+                request_id: match &v["request_id"] {
+                    Value::Null => None,
+                    id => Some(id.as_str().unwrap().to_string()),
+                },
+                stream: v["stream"].as_bool().unwrap(),
+                read_ns: ns("read_ns"),
+                head_ns: ns("head_ns"),
+                event_ns: v["event_ns"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_u64().unwrap())
+                    .collect(),
+                end_ns: ns("end_ns"),
+            }
+        })
+        .collect()
+}
+
+/// A request sent and answered, with the client's own CLOCK_MONOTONIC window around it
+/// (and around the server's work on it).
+struct Sent {
+    request_id: Option<&'static str>,
+    max_tokens: u64,
+    before_ns: u64,
+    after_ns: u64,
+}
+
+fn completion(
+    conn: &mut BufReader<TcpStream>,
+    id_header: Option<(&str, &'static str)>,
+    max_tokens: u64,
+    stream: bool,
+) -> Sent {
+    let body = format!(
+        r#"{{"prompt":[1,2],"max_tokens":{max_tokens},"stream":{stream},"stream_options":{{"include_usage":true}}}}"#
+    );
+    let extra = id_header.map_or(String::new(), |(name, value)| {
+        format!("{name}: {value}\r\n")
+    });
+    let before_ns = mono_ns();
+    send(conn, &post("/v1/completions", &body, &extra));
+    let r = read_response(conn);
+    assert_eq!(r.status, 200);
+    if stream {
+        assert_eq!(
+            r.events.len() as u64,
+            max_tokens + 2,
+            "tokens, usage, [DONE]"
+        );
+    }
+    // The server stamps the end just after its last write returns, which may be after this
+    // client has the bytes. It reads the next request on the connection only after that.
+    send(conn, &get("/health"));
+    assert_eq!(read_response(conn).status, 200);
+    let after_ns = mono_ns();
+    Sent {
+        request_id: id_header.map(|(_, v)| v),
+        max_tokens,
+        before_ns,
+        after_ns,
+    }
+}
+
+#[test]
+fn truth_log_records_every_stream_and_sigterm_flushes_it() {
+    let path = temp_path("truth-sigterm");
+    let m = MockProcess::start(&[
+        "--port",
+        "0",
+        "--ttft-ms",
+        "20",
+        "--itl-ms",
+        "5",
+        "--truth-log",
+        path.to_str().unwrap(),
+    ]);
+    let mut a = connect(m.addr);
+    let mut b = connect(m.addr);
+    let sent = vec![
+        completion(&mut a, Some(("X-Request-Id", "alpha-1")), 4, true),
+        completion(&mut b, Some(("x-request-id", "gamma 3")), 7, true),
+        // Kept alive: the second request on `a`, with a value that JSON must escape.
+        completion(&mut a, Some(("X-REQUEST-ID", "b\"eta\\2")), 6, true),
+        completion(&mut a, None, 3, true),
+    ];
+    let (code, stderr, stdout) = m.stop_with(libc::SIGTERM);
+    assert_eq!(code, Some(0), "stderr: {stderr:?}");
+    assert_eq!(stdout, "", "nothing on stdout");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("SIGTERM, stopped, 4 requests logged to")),
+        "{stderr:?}"
+    );
+
+    let truths = truth_lines(&path);
+    assert_eq!(truths.len(), sent.len());
+    for s in &sent {
+        let want = s.request_id.map(String::from);
+        let t = truths
+            .iter()
+            .find(|t| t.request_id == want)
+            .unwrap_or_else(|| panic!("no line for {want:?}"));
+        assert!(t.stream);
+        assert_eq!(t.event_ns.len() as u64, s.max_tokens, "{want:?}");
+        // The server's clock is this process's CLOCK_MONOTONIC.
+        assert!(s.before_ns <= t.read_ns, "{want:?} read before it was sent");
+        assert!(
+            t.end_ns <= s.after_ns,
+            "{want:?} ended after it was received"
+        );
+        let mut times = vec![t.read_ns, t.head_ns];
+        times.extend(&t.event_ns);
+        times.push(t.end_ns);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        // Token k is written at read + ttft + k * itl, not earlier and not much later.
+        for (k, &ns) in t.event_ns.iter().enumerate() {
+            let due = 20 * MS + 5 * MS * k as u64;
+            let after_read = ns - t.read_ns;
+            assert!(after_read >= due, "token {k} at {after_read} ns");
+            assert!(after_read < due + 200 * MS, "token {k} at {after_read} ns");
+        }
+        assert!(t.head_ns - t.read_ns < 200 * MS);
+    }
+}
+
+#[test]
+fn sigint_stops_the_mock_and_flushes_the_truth_log() {
+    let path = temp_path("truth-sigint");
+    let m = MockProcess::start(&[
+        "--port",
+        "0",
+        "--ttft-ms",
+        "10",
+        "--itl-ms",
+        "2",
+        "--truth-log",
+        path.to_str().unwrap(),
+    ]);
+    let mut conn = connect(m.addr);
+    let s = completion(&mut conn, Some(("X-Request-Id", "whole")), 6, false);
+    // Errors are not logged.
+    send(
+        &mut conn,
+        &post("/v1/completions", "{", "X-Request-Id: bad\r\n"),
+    );
+    assert_eq!(read_response(&mut conn).status, 400);
+    let (code, stderr, _) = m.stop_with(libc::SIGINT);
+    assert_eq!(code, Some(0), "stderr: {stderr:?}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("SIGINT, stopped, 1 request logged to")),
+        "{stderr:?}"
+    );
+
+    let truths = truth_lines(&path);
+    assert_eq!(truths.len(), 1);
+    let t = &truths[0];
+    assert_eq!(t.request_id.as_deref(), Some("whole"));
+    assert!(!t.stream && t.event_ns.is_empty());
+    assert_eq!(t.head_ns, t.end_ns);
+    assert!(s.before_ns <= t.read_ns && t.read_ns <= t.end_ns && t.end_ns <= s.after_ns);
+    // The body is due at ttft + 5 * itl = 20 ms.
+    assert!(t.end_ns - t.read_ns >= 20 * MS);
+}
+
+#[test]
+fn stopping_in_process_flushes_the_truth_log() {
+    let path = temp_path("truth-inproc");
+    let m = spawn(&MockArgs {
+        port: 0,
+        ttft_ms: 1.0,
+        truth_log: Some(path.clone()),
+        ..MockArgs::default()
+    })
+    .expect("mock starts");
+    let mut conn = connect(m.addr());
+    let s = completion(&mut conn, None, 2, false);
+    // Not a completion: not logged.
+    send(&mut conn, &get("/health"));
+    assert_eq!(read_response(&mut conn).status, 200);
+    let s2 = completion(&mut conn, Some(("X-Request-Id", "s")), 3, true);
+    assert_eq!(m.shutdown().unwrap(), Some(2));
+
+    let truths = truth_lines(&path);
+    assert_eq!(truths.len(), 2);
+    let (t, t2) = (&truths[0], &truths[1]);
+    assert_eq!(t.request_id, None);
+    assert!(!t.stream && t.event_ns.is_empty() && t.head_ns == t.end_ns);
+    assert!(s.before_ns <= t.read_ns && t.end_ns <= s.after_ns);
+    assert_eq!(t2.request_id.as_deref(), Some("s"));
+    assert!(t2.stream && t2.event_ns.len() == 3);
+    assert!(s2.before_ns <= t2.read_ns && t2.end_ns <= s2.after_ns);
 }

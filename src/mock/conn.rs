@@ -15,6 +15,7 @@ use glommio::Task;
 use super::completions::{self as cmpl, Completion, Prompt};
 use super::http::{self, RecvBuf, RequestHead, Route};
 use super::shard::{self, Shard};
+use super::truth::Stamps;
 
 /// Text prompts up to this size are tokenized on the shard itself; longer ones on the
 /// executor's blocking pool, so that one long prompt cannot hold up other streams' tokens.
@@ -36,6 +37,7 @@ pub(super) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             stream,
             out: Vec::with_capacity(512),
             json: Vec::with_capacity(256),
+            truth: shard.truth.as_ref().map(|_| Stamps::default()),
         },
     };
     if let Ok(true) = conn.run(&shard).await {
@@ -55,6 +57,8 @@ struct Tx {
     out: Vec<u8>,
     /// The current response's JSON head (and, unstreamed, its whole body).
     json: Vec<u8>,
+    /// When the current reply's bytes were written; `None` unless --truth-log is on.
+    truth: Option<Stamps>,
 }
 
 impl Conn {
@@ -81,8 +85,12 @@ impl Conn {
                 }
             }
             let t_read = Instant::now();
-            let body = &self.recv.data()[head.head_len..request_len];
-            self.tx.respond(shard, &head, body, t_read).await?;
+            let request = &self.recv.data()[..request_len];
+            let body = &request[head.head_len..];
+            let request_id = head.request_id.clone().map(|id| &request[id]);
+            self.tx
+                .respond(shard, &head, body, request_id, t_read)
+                .await?;
             self.recv.consume(request_len);
             if !head.keep_alive {
                 return Ok(true);
@@ -113,6 +121,7 @@ impl Tx {
         shard: &Shard,
         head: &RequestHead,
         body: &[u8],
+        request_id: Option<&[u8]>,
         t_read: Instant,
     ) -> io::Result<()> {
         let close = !head.keep_alive;
@@ -123,7 +132,7 @@ impl Tx {
                 self.reply(200, Some(http::JSON), None, body, close).await
             }
             Route::Completions => match cmpl::parse(body) {
-                Ok(req) => self.complete(shard, req, head, t_read).await,
+                Ok(req) => self.complete(shard, req, head, request_id, t_read).await,
                 Err(message) => self.error(400, &message, None, close).await,
             },
             Route::NotFound => {
@@ -176,9 +185,11 @@ impl Tx {
         shard: &Shard,
         req: Completion<'_>,
         head: &RequestHead,
+        request_id: Option<&[u8]>,
         t_read: Instant,
     ) -> io::Result<()> {
         let prompt_tokens = PromptTokens::start(shard, &req.prompt);
+        self.stamp(Stamps::clear);
         self.json.clear();
         shard
             .templates
@@ -187,10 +198,21 @@ impl Tx {
         if req.stream {
             let chunked = !head.http10;
             self.stream_tokens(shard, &req, prompt_tokens, t_read, chunked, close)
-                .await
+                .await?;
         } else {
             self.whole_body(shard, &req, prompt_tokens, t_read, close)
-                .await
+                .await?;
+        }
+        if let (Some(log), Some(stamps)) = (&shard.truth, &self.truth) {
+            log.push(request_id, req.stream, shard.anchor.to_ns(t_read), stamps);
+        }
+        Ok(())
+    }
+
+    /// Records a moment of the current reply when --truth-log is on.
+    fn stamp(&mut self, mark: impl FnOnce(&mut Stamps)) {
+        if let Some(stamps) = &mut self.truth {
+            mark(stamps);
         }
     }
 
@@ -208,6 +230,7 @@ impl Tx {
         self.out.clear();
         http::push_stream_head(&mut self.out, chunked, close);
         self.stream.write_all(&self.out).await?;
+        self.stamp(Stamps::head);
 
         let n = req.max_tokens;
         for k in 0..n {
@@ -229,6 +252,7 @@ impl Tx {
                 ],
             );
             self.stream.write_all(&self.out).await?;
+            self.stamp(Stamps::event);
         }
 
         let prompt_tokens = prompt_tokens.get().await;
@@ -242,7 +266,9 @@ impl Tx {
         }
         self.out.clear();
         cmpl::push_done(&mut self.out, chunked);
-        self.stream.write_all(&self.out).await
+        self.stream.write_all(&self.out).await?;
+        self.stamp(Stamps::end);
+        Ok(())
     }
 
     /// Sends the whole completion at `t_read + ttft + (max_tokens - 1) * itl`.
@@ -273,7 +299,9 @@ impl Tx {
             &self.json,
             close,
         );
-        self.stream.write_all(&self.out).await
+        self.stream.write_all(&self.out).await?;
+        self.stamp(Stamps::whole);
+        Ok(())
     }
 
     /// Half-closes, then reads and discards what the client still sends (briefly), so the

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::ops::Range;
 
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
@@ -36,6 +37,8 @@ pub struct RequestHead {
     /// HTTP/1.0 clients get no chunked encoding: a stream ends when the connection closes.
     pub http10: bool,
     pub expect_continue: bool,
+    /// Where the first `x-request-id` value lies in the parsed bytes.
+    pub request_id: Option<Range<usize>>,
 }
 
 /// A request that cannot be served; the reply carries this status and the connection closes,
@@ -77,6 +80,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, Rejection> {
     let mut content_length: Option<usize> = None;
     let mut keep_alive = !http10;
     let mut expect_continue = false;
+    let mut request_id = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -109,6 +113,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, Rejection> {
             } else {
                 return Err(reject(417, "only `Expect: 100-continue` is understood"));
             }
+        } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() {
+            request_id = range_in(buf, h.value);
         }
     }
     let body_len = content_length.unwrap_or(0);
@@ -127,7 +133,15 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, Rejection> {
         keep_alive,
         http10,
         expect_continue,
+        request_id,
     }))
+}
+
+/// The position of `part`, a slice of `whole`, within it.
+fn range_in(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
 }
 
 fn route(method: &str, path: &str) -> Route {
@@ -338,6 +352,18 @@ mod tests {
         assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
         assert_eq!(status(&long), 431);
+    }
+
+    #[test]
+    fn request_id_is_located() {
+        let raw = "POST /v1/completions HTTP/1.1\r\nX-Request-ID:  abc-1 \r\nx-request-id: second\r\n\r\n";
+        let h = head(raw).unwrap().unwrap();
+        assert_eq!(&raw[h.request_id.unwrap()], "abc-1");
+        let h = head("GET /health HTTP/1.1\r\nx-request-idx: no\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.request_id, None);
+        assert_eq!(range_in(b"abc", b"xyz"), None);
     }
 
     #[test]

@@ -8,14 +8,20 @@
 //! Latency model: with `t_read` the instant the request was fully read, streamed token `k`
 //! (0-based) is written at `t_read + ttft + k * itl`; a non-streamed body at
 //! `t_read + ttft + (max_tokens - 1) * itl`. Deadlines are absolute, so nothing drifts.
+//!
+//! With `--truth-log FILE` it also writes when it really read each completion request and
+//! wrote each part of the reply (CLOCK_MONOTONIC ns; format in `truth.rs`).
 
 mod completions;
 mod conn;
 mod http;
 mod shard;
+mod signals;
+mod truth;
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -23,7 +29,9 @@ use anyhow::{anyhow, bail, Context};
 use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::clock::MonoAnchor;
 use shard::ShardConfig;
+use signals::StopSignals;
 
 /// The tokenizer used for `prompt_tokens` of text prompts when `--tokenizer` is not given.
 const DEFAULT_TOKENIZER: &[u8] = include_bytes!("../../assets/default-tokenizer.json");
@@ -73,7 +81,14 @@ pub struct MockArgs {
 
     /// tokenizer.json used to count the tokens of text prompts; implies --count-prompt-tokens.
     #[arg(long)]
-    pub tokenizer: Option<std::path::PathBuf>,
+    pub tokenizer: Option<PathBuf>,
+
+    /// Write one JSON line per completed /v1/completions request to FILE (created or
+    /// truncated): its x-request-id and the CLOCK_MONOTONIC nanoseconds at which the request
+    /// was read and the reply's head, each token event and its end were written. Complete
+    /// once the mock stops (SIGINT/SIGTERM).
+    #[arg(long, value_name = "FILE")]
+    pub truth_log: Option<PathBuf>,
 }
 
 impl Default for MockArgs {
@@ -88,12 +103,19 @@ impl Default for MockArgs {
             cpus: None,
             count_prompt_tokens: false,
             tokenizer: None,
+            truth_log: None,
         }
     }
 }
 
-/// Runs the mock server in the calling thread until a shard fails (normally: forever).
+/// How often the standalone server looks at its shards while waiting for a signal.
+const SHARD_CHECK: Duration = Duration::from_millis(100);
+
+/// Runs the mock server until SIGINT or SIGTERM (then stops it gracefully: the truth log is
+/// complete) or until a shard fails.
 pub fn run(args: &MockArgs) -> anyhow::Result<()> {
+    // Before any thread exists, so that every thread the server starts inherits the mask.
+    let signals = StopSignals::block()?;
     let handle = spawn(args)?;
     eprintln!(
         "servebench mock listening on http://{} ({} shard{})",
@@ -101,7 +123,28 @@ pub fn run(args: &MockArgs) -> anyhow::Result<()> {
         handle.shards.len(),
         if handle.shards.len() == 1 { "" } else { "s" }
     );
-    handle.wait()
+    let signal = loop {
+        if let Some(name) = signals.wait(SHARD_CHECK) {
+            break Some(name);
+        }
+        if handle.shard_ended() {
+            break None;
+        }
+    };
+    let logged = handle.shutdown()?;
+    let Some(signal) = signal else {
+        bail!("a mock shard ended unexpectedly");
+    };
+    let truth = match (logged, &args.truth_log) {
+        (Some(n), Some(path)) => format!(
+            ", {n} request{} logged to {}",
+            if n == 1 { "" } else { "s" },
+            path.display()
+        ),
+        _ => String::new(),
+    };
+    eprintln!("servebench mock: {signal}, stopped{truth}");
+    Ok(())
 }
 
 /// Starts the mock server on background threads and returns once every shard is listening
@@ -124,6 +167,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
         }
         None => (None, String::new()),
     };
+    let anchor = MonoAnchor::now();
     raise_rlimits()?;
     let listeners = bind_listeners(&args.host, args.port, cpus.len())?;
     let addr = listeners[0]
@@ -143,7 +187,13 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
         addr,
         stop: stop.clone(),
         shards: Vec::with_capacity(cpus.len()),
+        alive: Arc::default(),
+        truth: None,
     };
+    // The writer thread starts here, from the caller's thread: it is not pinned with the shards.
+    if let Some(path) = &args.truth_log {
+        handle.truth = Some(truth::Writer::start(path)?);
+    }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     for (index, (&cpu, listener)) in cpus.iter().zip(listeners).enumerate() {
         // The handle keeps its own descriptor of the listening socket: shutting it down is
@@ -161,8 +211,11 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             tokenizer_json: tokenizer_json.clone(),
             tokenizer_name: tokenizer_name.clone(),
             stop: stop.clone(),
+            truth: handle.truth.as_ref().map(truth::Writer::sender),
+            anchor,
             ready: ready_tx.clone(),
         };
+        let alive = ShardAlive::new(&handle.alive);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name("servebench-mock")
             .io_memory(64 << 10)
@@ -177,7 +230,10 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             )
             // Long prompts are tokenized on this pool, off the shard's own thread.
             .blocking_thread_pool_placement(PoolPlacement::Fenced(1, pool_cpus.clone()))
-            .spawn(move || shard::run(config))
+            .spawn(move || async move {
+                let _alive = alive;
+                shard::run(config).await
+            })
             .map_err(|e| anyhow!("cannot start mock shard {index} on CPU {cpu}: {e}"))?;
         handle.shards.push(ShardThread {
             join: Some(join),
@@ -206,6 +262,25 @@ pub struct MockHandle {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     shards: Vec<ShardThread>,
+    /// Shard threads still running.
+    alive: Arc<AtomicUsize>,
+    truth: Option<truth::Writer>,
+}
+
+/// Counts a shard thread as running for as long as it lives (panics included).
+struct ShardAlive(Arc<AtomicUsize>);
+
+impl ShardAlive {
+    fn new(count: &Arc<AtomicUsize>) -> ShardAlive {
+        count.fetch_add(1, Ordering::AcqRel);
+        ShardAlive(count.clone())
+    }
+}
+
+impl Drop for ShardAlive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct ShardThread {
@@ -219,24 +294,43 @@ impl MockHandle {
         self.addr
     }
 
-    /// Stops accepting, drops every open connection and joins the shard threads.
-    pub fn stop(mut self) {
-        self.stop_shards();
-    }
-
-    /// Blocks until every shard has ended; an error names the shards that failed.
-    fn wait(mut self) -> anyhow::Result<()> {
-        let errors = self.take_errors();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            bail!("mock server failed: {}", errors.join("; "))
+    /// Stops accepting, drops every open connection and joins the shard threads; then
+    /// writes out and closes the truth log. Failures are printed to stderr.
+    pub fn stop(self) {
+        if let Err(e) = self.shutdown() {
+            eprintln!("servebench mock: {e:#}");
         }
     }
 
-    fn stop_shards(&mut self) {
+    /// [`stop`](Self::stop), returning failures (shards that failed, a truth log that could
+    /// not be written) and the number of requests in the truth log (`None` without one).
+    /// Replies in flight are cut short and not logged.
+    pub fn shutdown(mut self) -> anyhow::Result<Option<u64>> {
+        self.finish()
+    }
+
+    /// Whether some shard thread has ended (the server only ends them when stopping).
+    fn shard_ended(&self) -> bool {
+        self.alive.load(Ordering::Acquire) < self.shards.len()
+    }
+
+    fn finish(&mut self) -> anyhow::Result<Option<u64>> {
         self.signal_stop();
-        self.take_errors();
+        let mut errors = self.take_errors();
+        // Every shard has sent its last batch before its thread ended.
+        let logged = match self.truth.take().map(truth::Writer::finish) {
+            None => None,
+            Some(Ok(lines)) => Some(lines),
+            Some(Err(e)) => {
+                errors.push(format!("{e:#}"));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(logged)
+        } else {
+            bail!("mock server failed: {}", errors.join("; "))
+        }
     }
 
     fn signal_stop(&self) {
@@ -262,7 +356,8 @@ impl MockHandle {
 
 impl Drop for MockHandle {
     fn drop(&mut self) {
-        self.stop_shards();
+        // Whatever failed was reported by `shutdown` or by `spawn` already.
+        let _ = self.finish();
     }
 }
 

@@ -14,6 +14,8 @@ use tokenizers::Tokenizer;
 
 use super::completions::Templates;
 use super::conn;
+use super::truth::{ShardLog, ToWriter};
+use crate::clock::MonoAnchor;
 
 /// Everything a shard thread is started with.
 pub(super) struct ShardConfig {
@@ -28,6 +30,9 @@ pub(super) struct ShardConfig {
     /// For messages: the --tokenizer path.
     pub tokenizer_name: String,
     pub stop: Arc<AtomicBool>,
+    /// Where the truth log's batches go, when --truth-log is on.
+    pub truth: Option<mpsc::Sender<ToWriter>>,
+    pub anchor: MonoAnchor,
     /// Told once: listening and warmed up, or why not.
     pub ready: mpsc::Sender<Result<(), String>>,
 }
@@ -38,6 +43,9 @@ pub(super) struct Shard {
     pub ttft: Duration,
     pub itl: Duration,
     pub tokenizer: Option<Arc<Tokenizer>>,
+    pub truth: Option<ShardLog>,
+    /// Turns the instant a request was read into the truth log's clock.
+    pub anchor: MonoAnchor,
     next_id: Cell<u64>,
     id_step: u64,
 }
@@ -68,6 +76,8 @@ pub(super) async fn run(config: ShardConfig) {
         tokenizer_json,
         tokenizer_name,
         stop,
+        truth,
+        anchor,
         ready,
     } = config;
     // SAFETY: the descriptor comes from a bound, listening socket this thread now owns alone.
@@ -86,6 +96,8 @@ pub(super) async fn run(config: ShardConfig) {
         ttft,
         itl,
         tokenizer,
+        truth: truth.map(ShardLog::new),
+        anchor,
         next_id: Cell::new(index as u64),
         id_step: num_shards as u64,
     });
@@ -140,6 +152,10 @@ pub(super) async fn run(config: ShardConfig) {
     drop(live);
     // Cancelled tasks are dropped (closing their sockets) when the executor next runs them.
     glommio::timer::sleep(Duration::from_millis(1)).await;
+    // Replies cut short above are not logged; every completed one is in the batch.
+    if let Some(log) = &shard.truth {
+        log.close();
+    }
 }
 
 fn is_aborted(e: &glommio::GlommioError<()>) -> bool {
