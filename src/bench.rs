@@ -80,7 +80,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
     };
     let mut out = engine::run(plan.clone(), &cfg)?;
-    let t0_mono_s = monotonic_seconds_at(out.t0);
+    // CLOCK_MONOTONIC is what Python's perf_counter reads on Linux.
+    let t0_mono_s = crate::clock::MonoAnchor::now().to_ns(out.t0) as f64 / 1e9;
 
     // After the clock: unescape the texts and count output tokens the way vLLM does (usage,
     // else the tokenizer on the generated text).
@@ -309,18 +310,4 @@ fn load_tokenizer(flag: Option<&str>, model: &str) -> anyhow::Result<Tokenizer> 
         "WARNING: no --tokenizer given and --model '{model}' is not a local path: prompts are built with the embedded default tokenizer (servebench-default). Pass --tokenizer PATH for the model's own token counts."
     );
     Ok(Tokenizer::embedded_default())
-}
-
-/// CLOCK_MONOTONIC seconds (what Python's perf_counter reads on Linux) at `t`.
-fn monotonic_seconds_at(t: Instant) -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let now_mono = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
-    let now = Instant::now();
-    now_mono - now.saturating_duration_since(t).as_secs_f64()
-        + t.saturating_duration_since(now).as_secs_f64()
 }

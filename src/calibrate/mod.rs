@@ -13,7 +13,7 @@ mod workload;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -274,7 +274,7 @@ impl Step {
         let out = engine::run(plan, &cfg)?;
         let mock_cpu_ns = mock.cpu_ns().saturating_sub(mock_cpu_before);
         let rss_peak_growth = rss.stop();
-        let t0_mono = mono_ns_at(out.t0);
+        let t0_mono = crate::clock::MonoAnchor::now().to_ns(out.t0);
         let truth_path = mock.truth_log.clone();
         mock.stop()?;
         let truth = compare::read_truth(&truth_path)?;
@@ -370,18 +370,4 @@ impl RssSampler {
         let _ = self.thread.join();
         self.peak.load(Ordering::Relaxed).saturating_sub(self.base)
     }
-}
-
-/// CLOCK_MONOTONIC nanoseconds at `t`.
-fn mono_ns_at(t: Instant) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let now = Instant::now();
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let mono = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    mono - now.saturating_duration_since(t).as_nanos() as u64
-        + t.saturating_duration_since(now).as_nanos() as u64
 }
