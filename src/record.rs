@@ -13,6 +13,8 @@ pub struct RequestRecord {
     /// Planned arrival (from the plan) and the actual start of the request write.
     pub arrival_ns: u64,
     pub start_ns: u64,
+    /// When the last byte of the request was handed to the kernel (0: never).
+    pub sent_ns: u64,
     /// Time to the first output-carrying event, and to the last one (vLLM's "latency").
     pub ttft_ns: u64,
     pub latency_ns: u64,

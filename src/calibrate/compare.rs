@@ -39,6 +39,12 @@ pub fn read_truth(path: &Path) -> anyhow::Result<Vec<TruthRecord>> {
 pub struct Comparison {
     /// Client TTFT − server TTFT (first token written − request read), per request.
     pub ttft_err: Vec<i64>,
+    /// The part of the TTFT error that is the server's: from the client's last request byte
+    /// handed to the kernel to the server having read the request (its accept and read
+    /// backlog when it is busy).
+    pub server_ingest: Vec<i64>,
+    /// TTFT error without the server's ingest: what the client itself added.
+    pub client_ttft_err: Vec<i64>,
     /// Client ITL − server gap between the same two events, per gap.
     pub itl_err: Vec<i64>,
     /// Client's timestamp of an event − the server's write of it: how late the client saw it.
@@ -90,7 +96,13 @@ pub fn compare(
             continue;
         }
         let server_ttft = t.event_ns[0] as i64 - t.read_ns as i64;
-        c.ttft_err.push(r.ttft_ns as i64 - server_ttft);
+        let ttft_err = r.ttft_ns as i64 - server_ttft;
+        c.ttft_err.push(ttft_err);
+        if r.sent_ns != 0 {
+            let ingest = t.read_ns as i64 - (t0_mono_ns + r.sent_ns) as i64;
+            c.server_ingest.push(ingest);
+            c.client_ttft_err.push(ttft_err - ingest);
+        }
         let mut at = t0_mono_ns + r.start_ns + r.ttft_ns;
         c.delivery.push(at as i64 - t.event_ns[0] as i64);
         for (k, &gap) in r.itl_ns.iter().enumerate() {
@@ -162,8 +174,12 @@ mod tests {
         // Epoch 1000 ns. Client sends at 1000+100, server reads at 1150 and writes events
         // at 2150, 3150, 4150; the client sees them 20, 30 and 25 ns later.
         let t = [truth("c-0", 1150, &[2150, 3150, 4150])];
-        let r = [record(100, 2170 - 1100, &[1010, 995])];
+        let mut r = [record(100, 2170 - 1100, &[1010, 995])];
+        // The last request byte left at 1000+110: the server took 40 ns to read it.
+        r[0].sent_ns = 110;
         let mut c = compare(&r, 1000, "c-", &t).unwrap();
+        assert_eq!(c.server_ingest, vec![40]);
+        assert_eq!(c.client_ttft_err, vec![(2170 - 1100) - 1000 - 40]);
         assert_eq!(c.matched, 1);
         assert_eq!(c.events, 3);
         assert_eq!(c.ttft_err, vec![(2170 - 1100) - 1000]);

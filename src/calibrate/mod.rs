@@ -87,6 +87,9 @@ pub struct StepResult {
     pub events_per_s: f64,
     pub requests_per_s: f64,
     pub ttft_err: Summary,
+    /// The server's share of the TTFT error (request sent → request read) and the rest.
+    pub server_ingest: Summary,
+    pub client_ttft_err: Summary,
     pub itl_err: Summary,
     pub delivery: Summary,
     pub send_lag: Summary,
@@ -293,6 +296,8 @@ impl Step {
             events_per_s: c.events as f64 / duration_s.max(1e-9),
             requests_per_s: c.matched as f64 / duration_s.max(1e-9),
             ttft_err: compare::summarize(&mut c.ttft_err),
+            server_ingest: compare::summarize(&mut c.server_ingest),
+            client_ttft_err: compare::summarize(&mut c.client_ttft_err),
             itl_err: compare::summarize(&mut c.itl_err),
             delivery: compare::summarize(&mut c.delivery),
             send_lag: compare::summarize(&mut c.send_lag),

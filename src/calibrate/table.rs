@@ -10,15 +10,18 @@ pub fn render(r: &Report) -> String {
         s,
         "\n=========== Client calibration (servebench calibrate) ===========\n\
          Client on CPUs {:?}, mock on CPUs {:?}; mock TTFT {} ms, ITL {} ms, {} tokens per response.\n\
-         Errors are the client's figure minus the mock's own (its truth log), same clock.",
+         Errors are the client's figure minus the mock's own (its truth log), same clock; \
+         \"of it srv\" is the mean part of the TTFT error spent between the request's last byte \
+         leaving the client and the mock having read it (the server's backlog, not the client).",
         r.client_cpus, r.mock_cpus, r.ttft_ms, r.itl_ms, r.output_len
     );
     let _ = writeln!(
         s,
-        "{:>8} {:>10} {:>17} {:>17} {:>11} {:>12} {:>9} {:>9} {:>9} {:>8} {:>7}",
+        "{:>8} {:>10} {:>17} {:>10} {:>17} {:>11} {:>12} {:>9} {:>9} {:>9} {:>8} {:>7}",
         "streams",
         "events/s",
         "TTFT err mean/p99",
+        "of it srv",
         "ITL err mean/p99",
         "late p99",
         "send lag p99",
@@ -30,8 +33,8 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "{:>8} {:>10} {:>17} {:>17} {:>11} {:>12} {:>9} {:>9} {:>9} {:>8} {:>7}",
-        "", "", "(ms)", "(ms)", "(ms)", "(µs)", "(µs)", "(µs)", "(KiB)", "(%)", ""
+        "{:>8} {:>10} {:>17} {:>10} {:>17} {:>11} {:>12} {:>9} {:>9} {:>9} {:>8} {:>7}",
+        "", "", "(ms)", "(ms)", "(ms)", "(ms)", "(µs)", "(µs)", "(µs)", "(KiB)", "(%)", ""
     );
     for step in &r.steps {
         let _ = writeln!(
@@ -86,10 +89,11 @@ fn row(st: &StepResult, verdict: &str) -> String {
         String::new()
     };
     format!(
-        "{:>8} {:>10.0} {:>17} {:>17} {:>11.3} {:>12.0} {:>9.2} {:>9.1} {:>9.1} {:>8.0} {:>7}{failed}",
+        "{:>8} {:>10.0} {:>17} {:>10.3} {:>17} {:>11.3} {:>12.0} {:>9.2} {:>9.1} {:>9.1} {:>8.0} {:>7}{failed}",
         st.streams,
         st.events_per_s,
         format!("{:.3} / {:.3}", ms(st.ttft_err.mean_ns), ms(st.ttft_err.p99_ns)),
+        ms(st.server_ingest.mean_ns),
         format!("{:.3} / {:.3}", ms(st.itl_err.mean_ns), ms(st.itl_err.p99_ns)),
         ms(st.delivery.p99_ns),
         st.send_lag.p99_ns / 1e3,
@@ -131,21 +135,22 @@ pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| streams | mock TTFT/ITL/tokens | events/s | TTFT err mean / p99 (ms) | ITL err mean / p99 (ms) | send lag p50 / p99 / max (µs) | client CPU µs/event | client CPU µs/req | RSS KiB/stream | req/s | client CPU % | mock CPU % | budget |"
+        "| streams | mock TTFT/ITL/tokens | events/s | TTFT err mean / p99 (ms) | of it server ingest, mean (ms) | ITL err mean / p99 (ms) | send lag p50 / p99 / max (µs) | client CPU µs/event | client CPU µs/req | RSS KiB/stream | req/s | client CPU % | mock CPU % | budget |"
     );
     let _ = writeln!(
         s,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     let ms = |ns: f64| ns / 1e6;
     let line = |s: &mut String, st: &StepResult, model: String, verdict: &str| {
         let _ = writeln!(
             s,
-            "| {} | {model} | {:.0} | {:.3} / {:.3} | {:.3} / {:.3} | {:.0} / {:.0} / {:.0} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {verdict} |",
+            "| {} | {model} | {:.0} | {:.3} / {:.3} | {:.3} | {:.3} / {:.3} | {:.0} / {:.0} / {:.0} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {verdict} |",
             st.streams,
             st.events_per_s,
             ms(st.ttft_err.mean_ns),
             ms(st.ttft_err.p99_ns),
+            ms(st.server_ingest.mean_ns),
             ms(st.itl_err.mean_ns),
             ms(st.itl_err.p99_ns),
             st.send_lag.p50_ns / 1e3,

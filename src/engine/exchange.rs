@@ -125,6 +125,7 @@ async fn send_and_read(
         .write_all(wire)
         .await
         .map_err(|e| Failure::BeforeResponse(format!("sending the request to {addr}: {e}")))?;
+    rec.sent_ns = rec.start_ns + ns_between(start, Instant::now());
     parser.reset();
     let mut st = StreamState::new(rec, start);
     let mut received = 0usize;
