@@ -260,6 +260,7 @@ impl Step {
             num_warmups: 0,
             show_progress: false,
             busy_poll: Duration::from_micros(args.busy_poll_us),
+            io_engine: engine::IoEngine::default(),
         };
 
         let rss = RssSampler::start();
