@@ -78,6 +78,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         num_warmups: args.num_warmups,
         show_progress: !args.disable_tqdm,
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
+        io_engine: args.io_engine,
     };
     let mut out = engine::run(plan.clone(), &cfg)?;
     // CLOCK_MONOTONIC is what Python's perf_counter reads on Linux.

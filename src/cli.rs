@@ -6,6 +6,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::engine::IoEngine;
 use crate::mock::MockArgs;
 
 #[derive(Parser, Debug)]
@@ -161,6 +162,10 @@ pub struct BenchArgs {
     /// polling burns its CPU but saves a wake-up per event when events are dense.
     #[arg(long, default_value_t = 0)]
     pub busy_poll_us: u64,
+    /// Shard event loop: glommio (an executor with a task per slot) or uring (servebench's own
+    /// io_uring loop: multishot receives into provided buffers, one wait per batch).
+    #[arg(long, value_enum, default_value_t = IoEngine::Glommio)]
+    pub io_engine: IoEngine,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

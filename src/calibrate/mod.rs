@@ -67,6 +67,9 @@ pub struct CalibrateArgs {
     /// glommio's spin-before-park for the client's shards (µs).
     #[arg(long, default_value_t = 0)]
     pub busy_poll_us: u64,
+    /// The client's shard event loop (as `--io-engine` of the benchmark).
+    #[arg(long, value_enum, default_value_t = engine::IoEngine::default())]
+    pub io_engine: engine::IoEngine,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub output_json: Option<PathBuf>,
@@ -270,6 +273,7 @@ impl Step {
             num_warmups: 0,
             show_progress: false,
             busy_poll: Duration::from_micros(args.busy_poll_us),
+            io_engine: args.io_engine,
         };
 
         let rss = RssSampler::start();

@@ -48,7 +48,7 @@ impl Conn {
     async fn connect(&mut self) -> Result<(), String> {
         let s = TcpStream::connect(self.addr)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+            .map_err(|e| connect_error(self.addr, &e))?;
         // Requests are written in one go; Nagle would only delay the last segment.
         let _ = s.set_nodelay(true);
         self.stream = Some(s);
@@ -124,47 +124,37 @@ async fn send_and_read(
     stream
         .write_all(wire)
         .await
-        .map_err(|e| Failure::BeforeResponse(format!("sending the request to {addr}: {e}")))?;
+        .map_err(|e| Failure::BeforeResponse(send_error(*addr, &e)))?;
     rec.sent_ns = rec.start_ns + ns_between(start, Instant::now());
     parser.reset();
-    let mut st = StreamState::new(rec, start);
+    let mut st = StreamState::new(start);
     let mut received = 0usize;
     loop {
         let n = match stream.read(buf).await {
             Ok(n) => n,
-            Err(e) if received == 0 => {
-                return Err(Failure::BeforeResponse(format!(
-                    "reading the response: {e}"
-                )))
-            }
-            Err(e) => {
-                return Err(Failure::During(format!(
-                    "connection error after {received} bytes of response: {e}"
-                )))
-            }
+            Err(e) if received == 0 => return Err(Failure::BeforeResponse(read_error(0, &e))),
+            Err(e) => return Err(Failure::During(read_error(received as u64, &e))),
         };
         // One timestamp per completed read: every event in these bytes arrived now.
         st.now = Instant::now();
         if n == 0 {
             if received == 0 {
-                return Err(Failure::BeforeResponse(
-                    "server closed the connection before responding".into(),
-                ));
+                return Err(Failure::BeforeResponse(CLOSED_BEFORE_RESPONSE.into()));
             }
             parser
-                .eof(&mut |ev| st.on_event(ev))
+                .eof(&mut |ev| st.on_event(rec, ev))
                 .map_err(|e| Failure::During(e.to_string()))?;
-            st.finish()?;
+            st.finish(rec).map_err(Failure::During)?;
             return Ok(false);
         }
         received += n;
         match parser
-            .feed(&buf[..n], &mut |ev| st.on_event(ev))
-            .map_err(|e| Failure::During(format!("malformed response: {e}")))?
+            .feed(&buf[..n], &mut |ev| st.on_event(rec, ev))
+            .map_err(|e| Failure::During(malformed(&e)))?
         {
             Progress::NeedMore => continue,
             Progress::Done { consumed } => {
-                st.finish()?;
+                st.finish(rec).map_err(Failure::During)?;
                 // Bytes past the end of the response (no pipelining here) mean the framing and
                 // the server disagree: never reuse such a connection.
                 return Ok(st.keep_alive && consumed == n);
@@ -173,22 +163,50 @@ async fn send_and_read(
     }
 }
 
-/// What one response has shown so far.
-struct StreamState<'r> {
-    rec: &'r mut RequestRecord,
+// The error texts of a failed exchange, shared by both engines.
+
+pub(crate) fn connect_error(addr: SocketAddr, e: &dyn std::fmt::Display) -> String {
+    format!("cannot connect to {addr}: {e}")
+}
+
+pub(crate) fn send_error(addr: SocketAddr, e: &dyn std::fmt::Display) -> String {
+    format!("sending the request to {addr}: {e}")
+}
+
+/// A read failed after `received` bytes of the response.
+pub(crate) fn read_error(received: u64, e: &dyn std::fmt::Display) -> String {
+    if received == 0 {
+        format!("reading the response: {e}")
+    } else {
+        format!("connection error after {received} bytes of response: {e}")
+    }
+}
+
+pub(crate) const CLOSED_BEFORE_RESPONSE: &str = "server closed the connection before responding";
+
+/// The error text for a response the parser rejected.
+pub(crate) fn malformed(e: &crate::proto::ProtoError) -> String {
+    format!("malformed response: {e}")
+}
+
+/// What one response has shown so far. It does not hold the record (the caller passes it to
+/// each call), so an event loop can keep one per connection and [`reset`](Self::reset) it
+/// for the next request without allocating.
+pub(crate) struct StreamState {
     start: Instant,
-    now: Instant,
+    /// When the bytes being parsed arrived: set by the caller before each feed.
+    pub(crate) now: Instant,
     last_token: Option<Instant>,
     status: u16,
-    keep_alive: bool,
+    /// From the head: whether the server lets the connection be reused.
+    pub(crate) keep_alive: bool,
     error: Option<String>,
     error_body: Vec<u8>,
 }
 
-impl<'r> StreamState<'r> {
-    fn new(rec: &'r mut RequestRecord, start: Instant) -> Self {
+impl StreamState {
+    pub(crate) fn new(start: Instant) -> Self {
         StreamState {
-            rec,
             start,
             now: start,
             last_token: None,
@@ -199,7 +217,18 @@ impl<'r> StreamState<'r> {
         }
     }
 
-    fn on_event(&mut self, ev: Event<'_>) {
+    /// Ready for a new response whose request started at `start`; keeps the buffers.
+    pub(crate) fn reset(&mut self, start: Instant) {
+        self.start = start;
+        self.now = start;
+        self.last_token = None;
+        self.status = 0;
+        self.keep_alive = false;
+        self.error = None;
+        self.error_body.clear();
+    }
+
+    pub(crate) fn on_event(&mut self, rec: &mut RequestRecord, ev: Event<'_>) {
         match ev {
             Event::Head(h) => {
                 self.status = h.status;
@@ -219,13 +248,13 @@ impl<'r> StreamState<'r> {
                 }
                 match decode_completion_event(sse.data) {
                     Ok(CompletionEvent::Token { text, usage, .. }) => {
-                        self.on_token(text.raw().as_bytes());
+                        self.on_token(rec, text.raw().as_bytes());
                         if let Some(u) = usage {
-                            self.on_usage(u.prompt_tokens, u.completion_tokens);
+                            on_usage(rec, u.prompt_tokens, u.completion_tokens);
                         }
                     }
                     Ok(CompletionEvent::Usage(u)) => {
-                        self.on_usage(u.prompt_tokens, u.completion_tokens)
+                        on_usage(rec, u.prompt_tokens, u.completion_tokens)
                     }
                     Ok(CompletionEvent::Error(msg)) => {
                         self.error = Some(format!("server error event: {msg}"))
@@ -237,53 +266,54 @@ impl<'r> StreamState<'r> {
         }
     }
 
-    fn on_token(&mut self, raw_text: &[u8]) {
+    fn on_token(&mut self, rec: &mut RequestRecord, raw_text: &[u8]) {
         let now = self.now;
         match self.last_token {
-            None => self.rec.ttft_ns = ns_between(self.start, now),
-            Some(prev) => self.rec.itl_ns.push(ns_between(prev, now)),
+            None => rec.ttft_ns = ns_between(self.start, now),
+            Some(prev) => rec.itl_ns.push(ns_between(prev, now)),
         }
         self.last_token = Some(now);
-        self.rec.text_raw.extend_from_slice(raw_text);
-    }
-
-    fn on_usage(&mut self, prompt: Option<u64>, completion: Option<u64>) {
-        if let Some(p) = prompt {
-            self.rec.prompt_len = p.min(u32::MAX as u64) as u32;
-        }
-        if let Some(c) = completion {
-            let c = c.min(u32::MAX as u64) as u32;
-            self.rec.usage_output_tokens = Some(c);
-            // The server's count is final; TPOT can be recorded as soon as the request ends.
-            self.rec.output_tokens = c;
-        }
+        rec.text_raw.extend_from_slice(raw_text);
     }
 
     /// Decide success the way vLLM does (HTTP 200 and at least one output event), stricter in
-    /// one respect: an error event in the stream fails the request.
-    fn finish(&mut self) -> Result<(), Failure> {
+    /// one respect: an error event in the stream fails the request. The error is the text
+    /// for the record.
+    pub(crate) fn finish(&mut self, rec: &mut RequestRecord) -> Result<(), String> {
         if self.status != 200 {
             let body = String::from_utf8_lossy(&self.error_body);
             let head = self
                 .error
                 .take()
                 .unwrap_or_else(|| format!("HTTP {}", self.status));
-            return Err(Failure::During(format!("{head}: {}", body.trim())));
+            return Err(format!("{head}: {}", body.trim()));
         }
         if let Some(e) = self.error.take() {
-            return Err(Failure::During(e));
+            return Err(e);
         }
         let Some(last) = self.last_token else {
-            return Err(Failure::During(
+            return Err(
                 "Never received a valid chunk to calculate TTFT.This response will be marked as failed!".into(),
-            ));
+            );
         };
-        self.rec.latency_ns = ns_between(self.start, last);
-        self.rec.success = true;
+        rec.latency_ns = ns_between(self.start, last);
+        rec.success = true;
         Ok(())
     }
 }
 
-fn ns_between(a: Instant, b: Instant) -> u64 {
+fn on_usage(rec: &mut RequestRecord, prompt: Option<u64>, completion: Option<u64>) {
+    if let Some(p) = prompt {
+        rec.prompt_len = p.min(u32::MAX as u64) as u32;
+    }
+    if let Some(c) = completion {
+        let c = c.min(u32::MAX as u64) as u32;
+        rec.usage_output_tokens = Some(c);
+        // The server's count is final; TPOT can be recorded as soon as the request ends.
+        rec.output_tokens = c;
+    }
+}
+
+pub(crate) fn ns_between(a: Instant, b: Instant) -> u64 {
     b.saturating_duration_since(a).as_nanos() as u64
 }

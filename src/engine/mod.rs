@@ -6,6 +6,7 @@
 //! All shards start from one epoch `t0` handed out after every shard is connected and warm.
 
 pub mod control;
+pub mod direct;
 pub mod exchange;
 pub mod limits;
 pub mod placement;
@@ -34,6 +35,17 @@ pub struct EngineConfig {
     pub show_progress: bool,
     /// glommio's spin_before_park: poll this long before sleeping.
     pub busy_poll: Duration,
+    /// Which event loop runs the shards.
+    pub io_engine: IoEngine,
+}
+
+/// The shard implementation: glommio's executor with one task per slot, or the direct engine
+/// (one io_uring event loop per shard thread, multishot receives into provided buffers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoEngine {
+    #[default]
+    Glommio,
+    Uring,
 }
 
 /// What the engine measured.
@@ -191,9 +203,18 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         });
         let start = start.clone();
         let busy_poll = cfg.busy_poll;
+        let io_engine = cfg.io_engine;
         let t = std::thread::Builder::new()
             .name(format!("servebench-shard-{index}"))
             .spawn(move || {
+                if io_engine == IoEngine::Uring {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                        eprintln!(
+                            "WARNING: cannot pin shard {index} to CPU {cpu}; it runs unpinned"
+                        );
+                    }
+                    return direct::run_shard(spec, start, busy_poll);
+                }
                 let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpu))
                     .name(&format!("shard-{index}"))
                     .io_memory(64 << 10)

@@ -1,0 +1,592 @@
+//! The event loop of one shard: start the requests that are due on free connections, wait
+//! once for completions (or the next arrival), handle the whole batch with one timestamp,
+//! repeat until every request of the phase has ended.
+//!
+//! A request's life on a connection: (connect →) send → bytes … → end of response. Every
+//! connection keeps one multishot receive armed for as long as it is open, so an idle
+//! connection the server closes is noticed (and dropped) without a request paying for it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::cqueue;
+use io_uring::opcode;
+use io_uring::types::Fd;
+use socket2::SockAddr;
+
+use super::conn::{Conn, Job, Op, Tag};
+use super::ring::{Io, BGID};
+use crate::engine::exchange::{
+    connect_error, malformed, read_error, send_error, CLOSED_BEFORE_RESPONSE,
+};
+use crate::engine::Counter;
+use crate::plan::Plan;
+use crate::proto::Progress;
+use crate::record::{Metrics, RequestRecord};
+
+/// A set of requests run to completion: the warmup batches, then the measured run.
+pub(super) struct Phase {
+    /// Plan index of each request (where its bytes are).
+    pub plan_idx: Vec<usize>,
+    /// One per request; `arrival_ns` (from `t0`) says when it is due.
+    pub records: Vec<RequestRecord>,
+    pub t0: Instant,
+    /// Requests in flight at most (FIFO: the rest wait in arrival order).
+    pub cap: usize,
+    /// For the measured run: where finished requests are counted.
+    pub timed: Option<Timed>,
+    next: usize,
+    active: usize,
+    done: usize,
+}
+
+pub(super) struct Timed {
+    pub metrics: Metrics,
+    pub last_done_ns: u64,
+    pub progress: Arc<Vec<Counter>>,
+    pub index: usize,
+}
+
+impl Phase {
+    pub(super) fn new(
+        plan_idx: Vec<usize>,
+        records: Vec<RequestRecord>,
+        t0: Instant,
+        cap: usize,
+        timed: Option<Timed>,
+    ) -> Phase {
+        Phase {
+            plan_idx,
+            records,
+            t0,
+            cap: cap.max(1),
+            timed,
+            next: 0,
+            active: 0,
+            done: 0,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.done >= self.records.len()
+    }
+}
+
+pub(super) struct Driver {
+    io: Io,
+    conns: Vec<Conn>,
+    /// Idle connections as (slot, generation), most recently used last; entries whose
+    /// connection has since closed or changed are skipped when popped.
+    idle: Vec<(u32, u32)>,
+    /// Slots with no socket and no request, ready for a new connection.
+    free: Vec<u32>,
+    addr: SocketAddr,
+    /// The connect address, in a stable heap place while connects refer to it.
+    sockaddr: Box<SockAddr>,
+    plan: Arc<Plan>,
+    spin: Duration,
+    /// Connects in flight.
+    connecting: usize,
+    /// Connections opened successfully.
+    pub opened: u64,
+}
+
+impl Driver {
+    pub(super) fn new(plan: Arc<Plan>, addr: SocketAddr, spin: Duration) -> io::Result<Driver> {
+        Ok(Driver {
+            io: Io::new()?,
+            conns: Vec::new(),
+            idle: Vec::new(),
+            free: Vec::new(),
+            addr,
+            sockaddr: Box::new(SockAddr::from(addr)),
+            plan,
+            spin,
+            connecting: 0,
+            opened: 0,
+        })
+    }
+
+    /// Open `n` connections and wait until each has connected or failed (failures are left
+    /// for the requests to retry, as the glommio engine does).
+    pub(super) fn preconnect(&mut self, n: usize) {
+        for _ in 0..n {
+            let slot = self.new_slot();
+            if self.connect(slot).is_err() {
+                self.free.push(slot as u32);
+            }
+        }
+        let mut none = Phase::new(Vec::new(), Vec::new(), Instant::now(), 1, None);
+        while self.connecting > 0 && self.io.inflight > 0 {
+            if self.io.wait(None, Duration::ZERO).is_err() {
+                return;
+            }
+            self.reap(&mut none, Instant::now());
+        }
+    }
+
+    /// Run every request of `ph` to its end.
+    pub(super) fn run(&mut self, ph: &mut Phase) {
+        loop {
+            self.dispatch(ph);
+            if ph.is_finished() {
+                return;
+            }
+            let timeout = self.next_due(ph);
+            if timeout.is_none() && self.io.inflight == 0 {
+                // Requests are in flight but nothing can complete them: never wait forever.
+                self.abort(ph, "internal error: requests in flight with no I/O pending");
+                return;
+            }
+            if let Err(e) = self.io.wait(timeout, self.spin) {
+                self.abort(ph, &format!("io_uring failed: {e}"));
+                return;
+            }
+            // One timestamp for the batch: every event reaped here arrived by now.
+            let now = Instant::now();
+            self.reap(ph, now);
+        }
+    }
+
+    /// Close every connection and wait (briefly) until the kernel has finished with every
+    /// operation, so the receive buffers can be freed. Returns false if some never ended.
+    pub(super) fn shutdown(&mut self) -> bool {
+        for slot in 0..self.conns.len() {
+            self.close(slot);
+        }
+        let mut none = Phase::new(Vec::new(), Vec::new(), Instant::now(), 1, None);
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.io.inflight > 0 {
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            if self.io.wait(Some(until - now), Duration::ZERO).is_err() {
+                return false;
+            }
+            self.reap(&mut none, Instant::now());
+        }
+        true
+    }
+
+    /// Drop the driver; if the kernel may still own receive buffers, leak them rather than
+    /// free memory it could write to.
+    pub(super) fn finish(mut self) {
+        if !self.shutdown() {
+            std::mem::forget(self);
+        }
+    }
+
+    /// How long until the next request is due, if one waits only for its time.
+    fn next_due(&self, ph: &Phase) -> Option<Duration> {
+        if ph.next >= ph.records.len() || ph.active >= ph.cap {
+            return None;
+        }
+        let due = ph.t0 + Duration::from_nanos(ph.records[ph.next].arrival_ns);
+        Some(due.saturating_duration_since(Instant::now()))
+    }
+
+    /// Start every request that is due while a slot is free, in plan order.
+    fn dispatch(&mut self, ph: &mut Phase) {
+        if ph.next >= ph.records.len() || ph.active >= ph.cap {
+            return;
+        }
+        let now = Instant::now();
+        // Before t0 nothing is due (the measured phase starts a little in the future).
+        let Some(elapsed) = now.checked_duration_since(ph.t0) else {
+            return;
+        };
+        let elapsed = elapsed.as_nanos() as u64;
+        while ph.next < ph.records.len()
+            && ph.active < ph.cap
+            && ph.records[ph.next].arrival_ns <= elapsed
+        {
+            let k = ph.next;
+            ph.next += 1;
+            ph.active += 1;
+            self.start(ph, k);
+        }
+    }
+
+    fn start(&mut self, ph: &mut Phase, k: usize) {
+        let reuse = self.pop_idle();
+        let start = Instant::now();
+        ph.records[k].start_ns = ns_between(ph.t0, start);
+        let job = Job {
+            k,
+            start,
+            sent: 0,
+            received: 0,
+            may_retry: reuse.is_some(),
+        };
+        match reuse {
+            Some(slot) => {
+                let c = &mut self.conns[slot];
+                c.parser.reset();
+                c.stream.reset(start);
+                c.job = Some(job);
+                self.send(ph, slot);
+            }
+            None => {
+                ph.records[k].new_connection = true;
+                let slot = self.new_slot();
+                let c = &mut self.conns[slot];
+                c.parser.reset();
+                c.stream.reset(start);
+                c.job = Some(job);
+                self.connect_for_job(ph, slot);
+            }
+        }
+    }
+
+    fn pop_idle(&mut self) -> Option<usize> {
+        while let Some((slot, gen)) = self.idle.pop() {
+            let c = &self.conns[slot as usize];
+            if c.gen == gen && c.is_idle() {
+                return Some(slot as usize);
+            }
+        }
+        None
+    }
+
+    fn new_slot(&mut self) -> usize {
+        match self.free.pop() {
+            Some(s) => s as usize,
+            None => {
+                self.conns.push(Conn::new(Instant::now()));
+                self.conns.len() - 1
+            }
+        }
+    }
+
+    /// Open a socket on `slot` and queue its connect.
+    fn connect(&mut self, slot: usize) -> io::Result<()> {
+        self.conns[slot].open(self.addr)?;
+        let c = &mut self.conns[slot];
+        c.connecting = true;
+        self.connecting += 1;
+        let entry = opcode::Connect::new(Fd(c.fd()), self.sockaddr.as_ptr(), self.sockaddr.len())
+            .build()
+            .user_data(c.tag(slot, Op::Connect));
+        // SAFETY: the address is boxed in `self.sockaddr`, which outlives the ring's use of it
+        // (the driver owns both and drains the ring before dropping).
+        unsafe { self.io.push(&entry) };
+        Ok(())
+    }
+
+    fn connect_for_job(&mut self, ph: &mut Phase, slot: usize) {
+        if let Err(e) = self.connect(slot) {
+            self.end(ph, slot, Err(connect_error(self.addr, &e)), Instant::now());
+        }
+    }
+
+    /// Close the socket on `slot` (its request, if any, stays).
+    fn close(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        if c.connecting {
+            self.connecting = self.connecting.saturating_sub(1);
+        }
+        c.close();
+    }
+
+    /// Queue the rest of the current request's bytes.
+    fn send(&mut self, ph: &Phase, slot: usize) {
+        let c = &mut self.conns[slot];
+        let Some(job) = &c.job else { return };
+        let wire = &self.plan.requests[ph.plan_idx[job.k]].wire;
+        let rest = &wire[job.sent.min(wire.len())..];
+        c.sending = true;
+        // A request over 4 GiB goes out in several sends, like any short send.
+        let len = rest.len().min(u32::MAX as usize) as u32;
+        let entry = opcode::Send::new(Fd(c.fd()), rest.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(c.tag(slot, Op::Send));
+        // SAFETY: the bytes belong to the plan, which the driver holds (`self.plan`) for as
+        // long as the ring exists; the plan is never mutated.
+        unsafe { self.io.push(&entry) };
+    }
+
+    fn arm_recv(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        c.recv_armed = true;
+        let entry = opcode::RecvMulti::new(Fd(c.fd()), BGID)
+            .build()
+            .user_data(c.tag(slot, Op::Recv));
+        // SAFETY: the receive writes only into provided buffers, owned by `self.io` and freed
+        // after the ring.
+        unsafe { self.io.push(&entry) };
+    }
+
+    /// Handle every completion now in the queue, all stamped `now`.
+    fn reap(&mut self, ph: &mut Phase, now: Instant) {
+        let batch = self.io.take_completions();
+        for cqe in &batch {
+            self.on_completion(ph, cqe, now);
+        }
+        self.io.restore(batch);
+    }
+
+    fn on_completion(&mut self, ph: &mut Phase, cqe: &cqueue::Entry, now: Instant) {
+        let (res, flags) = (cqe.result(), cqe.flags());
+        let Some(tag) = Tag::decode(cqe.user_data()) else {
+            return;
+        };
+        let last = tag.op != Op::Recv || !cqueue::more(flags);
+        if last {
+            self.io.inflight = self.io.inflight.saturating_sub(1);
+        }
+        let slot = tag.slot as usize;
+        let current = self.conns.get(slot).is_some_and(|c| c.gen == tag.gen);
+        match tag.op {
+            Op::Recv => {
+                let bid = cqueue::buffer_select(flags);
+                if current {
+                    if last {
+                        self.conns[slot].recv_armed = false;
+                    }
+                    self.on_recv(ph, slot, res, bid, now);
+                    let c = &self.conns[slot];
+                    if c.gen == tag.gen && c.connected && !c.recv_armed {
+                        self.arm_recv(slot);
+                    }
+                }
+                if let Some(bid) = bid {
+                    self.io.bufs.give_back(bid);
+                }
+            }
+            Op::Send if current => self.on_send(ph, slot, res, now),
+            Op::Connect if current => self.on_connect(ph, slot, res, now),
+            // A closed connection's late completion.
+            Op::Send | Op::Connect => {}
+        }
+    }
+
+    fn on_connect(&mut self, ph: &mut Phase, slot: usize, res: i32, now: Instant) {
+        self.conns[slot].connecting = false;
+        self.connecting = self.connecting.saturating_sub(1);
+        if res < 0 {
+            let e = io::Error::from_raw_os_error(-res);
+            if self.conns[slot].job.is_some() {
+                self.end(ph, slot, Err(connect_error(self.addr, &e)), now);
+            } else {
+                self.drop_idle(slot);
+            }
+            return;
+        }
+        self.conns[slot].connected = true;
+        self.opened += 1;
+        self.arm_recv(slot);
+        if self.conns[slot].job.is_some() {
+            self.send(ph, slot);
+        } else {
+            let gen = self.conns[slot].gen;
+            self.idle.push((slot as u32, gen));
+        }
+    }
+
+    fn on_send(&mut self, ph: &mut Phase, slot: usize, res: i32, now: Instant) {
+        let c = &mut self.conns[slot];
+        c.sending = false;
+        let Some(job) = c.job.as_mut() else { return };
+        if res < 0 {
+            let e = io::Error::from_raw_os_error(-res);
+            self.before_response(ph, slot, send_error(self.addr, &e), now);
+            return;
+        }
+        job.sent += res as usize;
+        let len = self.plan.requests[ph.plan_idx[job.k]].wire.len();
+        if job.sent == len {
+            ph.records[job.k].sent_ns = ns_between(ph.t0, now);
+        }
+        if job.sent < len {
+            if res == 0 {
+                let e = io::Error::from(io::ErrorKind::WriteZero);
+                self.before_response(ph, slot, send_error(self.addr, &e), now);
+            } else {
+                self.send(ph, slot);
+            }
+        }
+    }
+
+    fn on_recv(&mut self, ph: &mut Phase, slot: usize, res: i32, bid: Option<u16>, now: Instant) {
+        if res < 0 {
+            if res == -libc::ENOBUFS {
+                // Every buffer was taken; they are given back as this batch is handled and
+                // the receive is re-armed by the caller.
+                return;
+            }
+            let e = io::Error::from_raw_os_error(-res);
+            match &self.conns[slot].job {
+                None => self.drop_idle(slot),
+                Some(job) if job.received == 0 => {
+                    self.before_response(ph, slot, read_error(0, &e), now)
+                }
+                Some(job) => {
+                    let msg = read_error(job.received, &e);
+                    self.end(ph, slot, Err(msg), now);
+                }
+            }
+            return;
+        }
+        if res == 0 {
+            self.on_eof(ph, slot, now);
+            return;
+        }
+        let data = match bid.and_then(|b| self.io.bufs.filled(b, res as usize)) {
+            Some(d) => d,
+            None => {
+                let msg =
+                    format!("io_uring reported a receive of {res} bytes without a valid buffer");
+                if self.conns[slot].job.is_some() {
+                    self.end(ph, slot, Err(msg), now);
+                } else {
+                    self.drop_idle(slot);
+                }
+                return;
+            }
+        };
+        let c = &mut self.conns[slot];
+        let Some(job) = c.job.as_mut() else {
+            // Bytes nobody asked for: the server and we disagree about the framing.
+            self.drop_idle(slot);
+            return;
+        };
+        job.received += data.len() as u64;
+        let rec = &mut ph.records[job.k];
+        c.stream.now = now;
+        let stream = &mut c.stream;
+        let outcome = match c.parser.feed(data, &mut |ev| stream.on_event(rec, ev)) {
+            Err(e) => Some(Err(malformed(&e))),
+            Ok(Progress::NeedMore) => None,
+            Ok(Progress::Done { consumed }) => Some(
+                stream
+                    .finish(rec)
+                    // Bytes past the end of the response (no pipelining here) mean the
+                    // framing and the server disagree: never reuse such a connection.
+                    .map(|()| stream.keep_alive && consumed == data.len()),
+            ),
+        };
+        if let Some(outcome) = outcome {
+            self.end(ph, slot, outcome, now);
+        }
+    }
+
+    fn on_eof(&mut self, ph: &mut Phase, slot: usize, now: Instant) {
+        let c = &mut self.conns[slot];
+        let Some(job) = c.job.as_ref() else {
+            // The server closed an idle keep-alive connection: normal.
+            self.drop_idle(slot);
+            return;
+        };
+        if job.received == 0 {
+            self.before_response(ph, slot, CLOSED_BEFORE_RESPONSE.into(), now);
+            return;
+        }
+        let rec = &mut ph.records[job.k];
+        let stream = &mut c.stream;
+        stream.now = now;
+        let outcome = match c.parser.eof(&mut |ev| stream.on_event(rec, ev)) {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => stream.finish(rec).map(|()| false),
+        };
+        self.end(ph, slot, outcome, now);
+    }
+
+    /// The request failed before any byte of its response: retry once on a fresh connection
+    /// if this one was reused, else fail it.
+    fn before_response(&mut self, ph: &mut Phase, slot: usize, msg: String, now: Instant) {
+        let c = &mut self.conns[slot];
+        let Some(job) = c.job.as_mut() else { return };
+        // A send can fail after the server has begun to answer: that is no longer safe to
+        // resend.
+        if !job.may_retry || job.received > 0 {
+            self.end(ph, slot, Err(msg), now);
+            return;
+        }
+        job.may_retry = false;
+        job.sent = 0;
+        job.received = 0;
+        let (k, start) = (job.k, job.start);
+        c.parser.reset();
+        c.stream.reset(start);
+        self.close(slot);
+        ph.records[k].new_connection = true;
+        self.connect_for_job(ph, slot);
+    }
+
+    /// The request on `slot` has ended: Ok(reusable) or the error for its record.
+    fn end(&mut self, ph: &mut Phase, slot: usize, outcome: Result<bool, String>, now: Instant) {
+        let Some(job) = self.conns[slot].job.take() else {
+            return;
+        };
+        let reuse = match outcome {
+            Ok(reuse) => reuse,
+            Err(e) => {
+                let rec = &mut ph.records[job.k];
+                rec.success = false;
+                rec.error = Some(e);
+                false
+            }
+        };
+        let c = &self.conns[slot];
+        // A send still in flight (the server answered before taking the whole request) would
+        // complete on the next request's watch: do not reuse such a connection either.
+        if reuse && !c.sending && c.is_idle() {
+            self.idle.push((slot as u32, c.gen));
+        } else {
+            self.close(slot);
+            self.free.push(slot as u32);
+        }
+        ph.active -= 1;
+        self.count_done(ph, job.k, now);
+    }
+
+    /// Request `k` has ended (its record is final).
+    fn count_done(&mut self, ph: &mut Phase, k: usize, now: Instant) {
+        ph.done += 1;
+        if let Some(t) = ph.timed.as_mut() {
+            let rec = &ph.records[k];
+            t.last_done_ns = t.last_done_ns.max(ns_between(ph.t0, now));
+            if rec.success {
+                t.metrics.record_request(rec);
+            }
+            t.progress[t.index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Close a connection that carries no request.
+    fn drop_idle(&mut self, slot: usize) {
+        if self.conns[slot].job.is_some() {
+            return;
+        }
+        self.close(slot);
+        self.free.push(slot as u32);
+    }
+
+    /// Fail every request of the phase that has not ended, with `why`.
+    fn abort(&mut self, ph: &mut Phase, why: &str) {
+        let now = Instant::now();
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].job.is_some() {
+                self.end(ph, slot, Err(why.to_string()), now);
+            }
+        }
+        while ph.next < ph.records.len() {
+            let k = ph.next;
+            ph.next += 1;
+            let rec = &mut ph.records[k];
+            rec.start_ns = ns_between(ph.t0, now);
+            rec.success = false;
+            rec.error = Some(why.to_string());
+            self.count_done(ph, k, now);
+        }
+    }
+}
+
+fn ns_between(a: Instant, b: Instant) -> u64 {
+    b.saturating_duration_since(a).as_nanos() as u64
+}
