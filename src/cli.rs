@@ -162,9 +162,11 @@ pub struct BenchArgs {
     /// polling burns its CPU but saves a wake-up per event when events are dense.
     #[arg(long, default_value_t = 0)]
     pub busy_poll_us: u64,
-    /// Shard event loop: glommio (an executor with a task per slot) or uring (servebench's own
-    /// io_uring loop: multishot receives into provided buffers, one wait per batch).
-    #[arg(long, value_enum, default_value_t = IoEngine::Glommio)]
+    /// Shard event loop: uring (servebench's own io_uring loop: multishot receives into
+    /// provided buffers, one wait and one timestamp per batch of completions) or glommio (an
+    /// executor with a task per slot; reads each socket with a poll and a recv). uring costs
+    /// less CPU per event and sees events sooner under load (docs/PERFORMANCE.md).
+    #[arg(long, value_enum, default_value_t = IoEngine::Uring)]
     pub io_engine: IoEngine,
 }
 

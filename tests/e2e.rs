@@ -57,9 +57,21 @@ fn value(stdout: &str, label: &str) -> f64 {
 
 #[test]
 fn benchmark_against_the_mock_matches_its_latency_model() {
+    matches_latency_model("uring");
+}
+
+/// The glommio shard engine (`--io-engine glommio`) must keep giving the same figures.
+#[test]
+fn glommio_engine_matches_the_latency_model_too() {
+    matches_latency_model("glommio");
+}
+
+fn matches_latency_model(io_engine: &str) {
     let mock = Mock::start(40.0, 4.0);
-    let dir = std::env::temp_dir().join(format!("servebench-e2e-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("servebench-e2e-{io_engine}-{}", std::process::id()));
     let out = Command::new(BIN)
+        .args(["--io-engine", io_engine])
         .args(["--base-url", &mock.url])
         .args(["--num-prompts", "300", "--random-input-len", "64"])
         .args(["--random-output-len", "16", "--max-concurrency", "64"])

@@ -1,4 +1,6 @@
-//! The engine: pinned glommio shards that send the plan's requests at their planned instants.
+//! The engine: pinned shards that send the plan's requests at their planned instants. A shard
+//! is servebench's own io_uring loop (`direct/`, the default) or a glommio executor with a task
+//! per concurrency slot (`shard.rs` + `exchange.rs`, `--io-engine glommio`).
 //!
 //! Request i of the plan belongs to shard i mod N. `--max-concurrency C` is split evenly
 //! (shard s gets C/N, the first C mod N shards one more; with C < N only C shards run), so the
@@ -43,8 +45,8 @@ pub struct EngineConfig {
 /// (one io_uring event loop per shard thread, multishot receives into provided buffers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum IoEngine {
-    #[default]
     Glommio,
+    #[default]
     Uring,
 }
 
