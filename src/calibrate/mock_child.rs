@@ -56,13 +56,24 @@ impl MockChild {
                 }
             }
         };
-        // Keep draining its stderr so the mock never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        // Keep draining its stderr so the mock never blocks on a full pipe, and pass on what
+        // it says (accept failures, for one) except its routine stop line.
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                if !line.contains(": SIGTERM, stopped") {
+                    eprintln!("calibrate: mock: {line}");
+                }
+            }
+        });
         Ok(MockChild {
             child,
             addr,
             truth_log: spec.truth_log.to_path_buf(),
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// CPU time (user + system) the mock has used so far, in nanoseconds.

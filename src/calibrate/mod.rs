@@ -278,7 +278,17 @@ impl Step {
 
         let rss = RssSampler::start();
         let mock_cpu_before = mock.cpu_ns();
+        // The engine has no request timeout yet: if the server stops answering, give up on
+        // the step (and take the mock down) rather than wait forever.
+        let planned = Duration::from_nanos(plan.requests.last().map_or(0, |r| r.arrival_ns))
+            + self.request_time;
+        let watchdog = Watchdog::start(
+            planned * 3 + Duration::from_secs(30),
+            self.streams,
+            mock.pid(),
+        );
         let out = engine::run(plan, &cfg)?;
+        watchdog.disarm();
         let mock_cpu_ns = mock.cpu_ns().saturating_sub(mock_cpu_before);
         let rss_peak_growth = rss.stop();
         let t0_mono = crate::clock::MonoAnchor::now().to_ns(out.t0);
@@ -342,6 +352,41 @@ fn split_cpus(args: &CalibrateArgs) -> anyhow::Result<(Vec<usize>, Vec<usize>)> 
         bail!("--client-cpus and --mock-cpus must each name at least one CPU");
     }
     Ok((client, mock))
+}
+
+/// Ends the whole process when a step runs far past its plan.
+struct Watchdog {
+    done: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(limit: Duration, streams: usize, mock_pid: u32) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + limit;
+            while std::time::Instant::now() < deadline {
+                if flag.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!(
+                "calibrate: the {streams}-stream step has not finished {:.0} s after it started: \
+                 requests are still outstanding (did the mock stop answering? see its messages \
+                 above); giving up",
+                limit.as_secs_f64()
+            );
+            // SAFETY: kill only signals our own child.
+            unsafe { libc::kill(mock_pid as libc::pid_t, libc::SIGKILL) };
+            std::process::exit(1);
+        });
+        Watchdog { done }
+    }
+
+    fn disarm(self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The peak growth of this process's resident memory while the engine runs.

@@ -17,6 +17,23 @@ fn raise(resource: libc::__rlimit_resource_t, want: u64) -> io::Result<u64> {
     if lim.rlim_cur >= want || lim.rlim_cur == libc::RLIM_INFINITY {
         return Ok(lim.rlim_cur);
     }
+    if lim.rlim_max != libc::RLIM_INFINITY && lim.rlim_max < want {
+        // Root (CAP_SYS_RESOURCE) may raise the hard limit too; for descriptors the kernel
+        // caps it at fs.nr_open. Others keep their hard limit.
+        let ceiling = if resource == libc::RLIMIT_NOFILE {
+            nr_open().unwrap_or(want)
+        } else {
+            want
+        };
+        let both = libc::rlimit {
+            rlim_cur: want.min(ceiling),
+            rlim_max: want.min(ceiling).max(lim.rlim_max),
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(resource, &both) } == 0 {
+            return Ok(both.rlim_cur);
+        }
+    }
     let target = if lim.rlim_max == libc::RLIM_INFINITY {
         want
     } else {
@@ -26,10 +43,20 @@ fn raise(resource: libc::__rlimit_resource_t, want: u64) -> io::Result<u64> {
         rlim_cur: target,
         rlim_max: lim.rlim_max,
     };
+    // SAFETY: as above.
     if unsafe { libc::setrlimit(resource, &new) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(target)
+}
+
+/// The kernel's ceiling for RLIMIT_NOFILE.
+fn nr_open() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// glommio's floor for one executor is 512 KiB; each executor registers a small io_memory
@@ -53,6 +80,12 @@ pub fn raise_memlock(executors: usize) -> anyhow::Result<()> {
 /// One descriptor per connection plus slack; warn (do not fail) when the hard limit is lower.
 pub fn raise_nofile(connections: usize) -> Option<String> {
     let want = connections as u64 + 256;
+    raise_nofile_to(want)
+}
+
+/// Raise the open-file limit to `want` descriptors (the hard limit too, where permitted);
+/// a warning says what is in force when that is not possible.
+pub fn raise_nofile_to(want: u64) -> Option<String> {
     match raise(libc::RLIMIT_NOFILE, want) {
         Ok(got) if got >= want => None,
         Ok(got) => Some(format!(

@@ -426,6 +426,9 @@ fn raise_rlimits() -> anyhow::Result<()> {
             }
         }
     }
+    // Where permitted (root), go past the hard limit too: a mock serving tens of thousands
+    // of streams needs a descriptor for each. Otherwise the hard limit set above stands.
+    let _ = crate::engine::limits::raise_nofile_to(1 << 20);
     let mut memlock = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
