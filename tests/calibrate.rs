@@ -54,6 +54,8 @@ fn calibrate_compares_the_client_with_the_truth_log() {
         assert_eq!(step["event_count_mismatches"], 0, "{step}");
         assert_eq!(step["events"].as_u64(), Some(streams * 3 * TOKENS));
         let ttft = &step["ttft_err"];
+        let client_share = &step["client_ttft_err"];
+        let ingest = &step["server_ingest"];
         let itl = &step["itl_err"];
         let late = &step["delivery"];
         assert_eq!(ttft["count"].as_u64(), Some(streams * 3));
@@ -64,6 +66,11 @@ fn calibrate_compares_the_client_with_the_truth_log() {
         assert!(ms(late, "p50_ns") > -0.05, "{step}");
         // ...and on loopback it sees it soon after.
         assert!(ms(ttft, "mean_ns") < 5.0, "TTFT error too large: {step}");
+        // The split adds up: the client's share plus the server's backlog is the whole error.
+        assert_eq!(client_share["count"], ttft["count"]);
+        let sum = ms(client_share, "mean_ns") + ms(ingest, "mean_ns");
+        assert!((sum - ms(ttft, "mean_ns")).abs() < 1e-6, "{step}");
+        assert!(ms(ingest, "mean_ns") > -0.05, "{step}");
         assert!(ms(late, "p50_ns") < 2.0, "events seen late: {step}");
         assert!(
             ms(itl, "mean_ns").abs() < 0.5,
