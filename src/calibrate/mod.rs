@@ -277,7 +277,7 @@ impl Step {
             io_engine: args.io_engine,
         };
 
-        let rss = RssSampler::start();
+        let rss = RssSampler::start(mock_cpus);
         let mock_cpu_before = mock.cpu_ns();
         // The engine has no request timeout yet: if the server stops answering, give up on
         // the step (and take the mock down) rather than wait forever.
@@ -399,12 +399,15 @@ struct RssSampler {
 }
 
 impl RssSampler {
-    fn start() -> Self {
+    /// Samples from the mock's CPUs so that it never preempts a client shard.
+    fn start(cpus: &[usize]) -> Self {
         let base = mock_child::self_rss_bytes();
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(base));
         let (s, p) = (stop.clone(), peak.clone());
+        let cpus = cpus.to_vec();
         let thread = std::thread::spawn(move || {
+            placement::confine_current_thread(&cpus);
             while !s.load(Ordering::Relaxed) {
                 p.fetch_max(mock_child::self_rss_bytes(), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));

@@ -16,6 +16,23 @@ pub fn allowed_cpus() -> Vec<usize> {
     ids
 }
 
+/// Restricts the calling thread to `cpus` (helper threads that must stay off other CPUs).
+/// Returns false when the kernel refuses (e.g. a CPU outside the process's cpuset).
+pub fn confine_current_thread(cpus: &[usize]) -> bool {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
+    // sched_setaffinity(0, ..) reads it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        for &cpu in cpus {
+            if cpu < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(cpu, &mut set);
+            }
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
 /// One CPU per shard, round-robin over `cpus` when there are more shards than CPUs.
 pub fn assign(num_shards: usize, cpus: &[usize]) -> Vec<usize> {
     (0..num_shards).map(|i| cpus[i % cpus.len()]).collect()

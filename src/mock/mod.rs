@@ -190,9 +190,8 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
         alive: Arc::default(),
         truth: None,
     };
-    // The writer thread starts here, from the caller's thread: it is not pinned with the shards.
     if let Some(path) = &args.truth_log {
-        handle.truth = Some(truth::Writer::start(path)?);
+        handle.truth = Some(truth::Writer::start(path, &distinct)?);
     }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     for (index, (&cpu, listener)) in cpus.iter().zip(listeners).enumerate() {

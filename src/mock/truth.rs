@@ -194,15 +194,22 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Creates (truncates) `path` and starts the thread that writes it. It is spawned from
-    /// the caller's thread, so it runs on the caller's CPUs, not pinned to a shard's.
-    pub fn start(path: &Path) -> anyhow::Result<Writer> {
+    /// Creates (truncates) `path` and starts the thread that writes it, confined to the
+    /// mock's own CPUs: formatting tens of thousands of records a second must never preempt a
+    /// client that shares the host (its timestamps are what the log is compared with).
+    pub fn start(path: &Path, cpus: &[usize]) -> anyhow::Result<Writer> {
         let file = File::create(path)
             .with_context(|| format!("cannot create --truth-log {}", path.display()))?;
         let (to_writer, from_shards) = mpsc::channel();
         let join = std::thread::Builder::new()
             .name("mock-truth-log".into())
-            .spawn(move || write_batches(from_shards, file))
+            .spawn({
+                let cpus = cpus.to_vec();
+                move || {
+                    crate::engine::placement::confine_current_thread(&cpus);
+                    write_batches(from_shards, file)
+                }
+            })
             .context("cannot start the truth log's writer thread")?;
         Ok(Writer {
             path: path.to_path_buf(),
@@ -283,7 +290,7 @@ mod tests {
     #[test]
     fn full_batches_reach_the_writer_and_close_flushes_the_rest() {
         let path = std::env::temp_dir().join(format!("truth-unit-{}.jsonl", std::process::id()));
-        let writer = Writer::start(&path).unwrap();
+        let writer = Writer::start(&path, &[0]).unwrap();
         let log = ShardLog::new(writer.sender());
         let n = BATCH_RECORDS as u64 * 2 + 3;
         for i in 0..n {
@@ -307,7 +314,7 @@ mod tests {
     #[test]
     fn unwritable_path_is_named() {
         let path = Path::new("/nonexistent-dir/truth.jsonl");
-        let e = format!("{:#}", Writer::start(path).err().unwrap());
+        let e = format!("{:#}", Writer::start(path, &[0]).err().unwrap());
         assert!(e.contains("/nonexistent-dir/truth.jsonl"), "{e}");
     }
 }
