@@ -1,59 +1,10 @@
 //! The real binary against the real mock server, both as separate processes on loopback.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_servebench");
+mod common;
 
-/// A `servebench mock` process on an ephemeral port, killed on drop.
-struct Mock {
-    child: Child,
-    url: String,
-}
-
-impl Mock {
-    fn start(ttft_ms: f64, itl_ms: f64) -> Mock {
-        let mut child = Command::new(BIN)
-            .args(["mock", "--port", "0", "--ttft-ms"])
-            .arg(ttft_ms.to_string())
-            .arg("--itl-ms")
-            .arg(itl_ms.to_string())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the mock");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = loop {
-            assert!(Instant::now() < deadline, "mock did not report its address");
-            let line = lines.next().expect("mock exited early").unwrap();
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining stderr so the mock never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Mock { child, url }
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value printed after `label` in the console block.
-fn value(stdout: &str, label: &str) -> f64 {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no line '{label}' in:\n{stdout}"));
-    line[label.len()..].trim().parse().unwrap()
-}
+use common::{value, Mock, BIN};
 
 #[test]
 fn benchmark_against_the_mock_matches_its_latency_model() {

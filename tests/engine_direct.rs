@@ -1,55 +1,17 @@
 //! The direct engine (`--io-engine uring`): the real binary against the real mock, and against
 //! tiny misbehaving servers written here.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_servebench");
+mod common;
 
-/// A `servebench mock` process on an ephemeral port, killed on drop.
-struct Mock {
-    child: Child,
-    url: String,
-}
+use common::{value, Mock, BIN};
 
-impl Mock {
-    fn start(ttft_ms: f64, itl_ms: f64) -> Mock {
-        let mut child = Command::new(BIN)
-            .args(["mock", "--port", "0", "--ttft-ms"])
-            .arg(ttft_ms.to_string())
-            .arg("--itl-ms")
-            .arg(itl_ms.to_string())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the mock");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = loop {
-            assert!(Instant::now() < deadline, "mock did not report its address");
-            let line = lines.next().expect("mock exited early").unwrap();
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Mock { child, url }
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run the benchmark with the direct engine; the run must end within a minute.
 fn bench(url: &str, args: &[&str]) -> Output {
     let mut child = Command::new(BIN)
         .args(["--base-url", url, "--io-engine", "uring", "--disable-tqdm"])
@@ -75,15 +37,6 @@ fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The value printed after `label` in the console block.
-fn value(stdout: &str, label: &str) -> f64 {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no line '{label}' in:\n{stdout}"));
-    line[label.len()..].trim().parse().unwrap()
 }
 
 /// "N connections opened" from the client's closing stderr line.

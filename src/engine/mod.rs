@@ -89,6 +89,42 @@ pub struct ShardSpec {
     pub progress: Arc<Vec<Counter>>,
 }
 
+impl ShardSpec {
+    /// Plan indices of this shard's requests (i mod N), in plan order.
+    pub fn my_requests(&self) -> Vec<usize> {
+        (self.index..self.plan.requests.len())
+            .step_by(self.num_shards)
+            .collect()
+    }
+
+    /// Empty records for `mine`, with room for every event, allocated before the clock.
+    pub fn records_for(&self, mine: &[usize]) -> Vec<RequestRecord> {
+        mine.iter()
+            .map(|&i| {
+                let r = &self.plan.requests[i];
+                RequestRecord::with_capacity(r.prompt_len, r.output_len, r.arrival_ns)
+            })
+            .collect()
+    }
+
+    /// Concurrency slots for `requests` requests, and how many connections to open before
+    /// the clock. A capped pool (or one burst) is known in advance: open all of it, so no
+    /// request pays for a handshake. An uncapped pool grows as the load shows its size.
+    pub fn pool_size(&self, requests: usize) -> (usize, usize) {
+        let slots = self
+            .concurrency_share
+            .unwrap_or(usize::MAX)
+            .min(requests)
+            .max(1);
+        let initial = if self.all_at_once || self.concurrency_share.is_some() {
+            slots
+        } else {
+            slots.min(16)
+        };
+        (slots, initial)
+    }
+}
+
 #[derive(Default)]
 pub struct ShardOutput {
     pub records: Vec<(usize, RequestRecord)>,

@@ -43,20 +43,8 @@ struct Shard {
 pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     warm_timer().await;
     let plan = spec.plan.clone();
-    let n = spec.num_shards;
-    let mine: Vec<usize> = (spec.index..plan.requests.len()).step_by(n).collect();
-    let max_workers = spec
-        .concurrency_share
-        .unwrap_or(usize::MAX)
-        .min(mine.len())
-        .max(1);
-    // A capped pool (or one burst) is known in advance: open all of it before the clock, so
-    // no request pays for a handshake. An uncapped pool grows as the load shows its size.
-    let initial = if spec.all_at_once || spec.concurrency_share.is_some() {
-        max_workers
-    } else {
-        max_workers.min(16)
-    };
+    let mine = spec.my_requests();
+    let (max_workers, initial) = spec.pool_size(mine.len());
 
     let mut conns: Vec<Conn> = (0..initial).map(|_| Conn::new(spec.addr)).collect();
     for c in conns.iter_mut() {
@@ -64,13 +52,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     }
     warmup(&spec, &mut conns).await;
 
-    let records = mine
-        .iter()
-        .map(|&i| {
-            let r = &plan.requests[i];
-            RequestRecord::with_capacity(r.prompt_len, r.output_len, r.arrival_ns)
-        })
-        .collect();
+    let records = spec.records_for(&mine);
 
     let Some(t0) = start.ready_and_wait() else {
         // Another shard failed to start: end without sending anything.

@@ -29,9 +29,7 @@ use driver::{Driver, Phase, Timed};
 /// The whole life of a shard, on its (already pinned) thread.
 pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -> ShardOutput {
     let plan = spec.plan.clone();
-    let mine: Vec<usize> = (spec.index..plan.requests.len())
-        .step_by(spec.num_shards)
-        .collect();
+    let mine = spec.my_requests();
     let mut driver = match Driver::new(plan.clone(), spec.addr, busy_poll) {
         Ok(d) => d,
         Err(e) => {
@@ -42,28 +40,11 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
             return ShardOutput::default();
         }
     };
-    let slots = spec
-        .concurrency_share
-        .unwrap_or(usize::MAX)
-        .min(mine.len())
-        .max(1);
-    // A capped pool (or one burst) is known in advance: open all of it before the clock, so
-    // no request pays for a handshake. An uncapped pool grows as the load shows its size.
-    let initial = if spec.all_at_once || spec.concurrency_share.is_some() {
-        slots
-    } else {
-        slots.min(16)
-    };
+    let (_, initial) = spec.pool_size(mine.len());
     driver.preconnect(initial);
     warmup(&spec, &mut driver, initial);
 
-    let records: Vec<RequestRecord> = mine
-        .iter()
-        .map(|&i| {
-            let r = &plan.requests[i];
-            RequestRecord::with_capacity(r.prompt_len, r.output_len, r.arrival_ns)
-        })
-        .collect();
+    let records = spec.records_for(&mine);
 
     let Some(t0) = start.ready_and_wait() else {
         // Another shard failed to start: end without sending anything.
