@@ -97,6 +97,13 @@ impl ShardSpec {
             .collect()
     }
 
+    /// This shard's share of `--num-warmups` (warmup i goes to shard i mod N).
+    pub fn my_warmups(&self) -> usize {
+        (self.index..self.num_warmups)
+            .step_by(self.num_shards)
+            .count()
+    }
+
     /// Empty records for `mine`, with room for every event, allocated before the clock.
     pub fn records_for(&self, mine: &[usize]) -> Vec<RequestRecord> {
         mine.iter()

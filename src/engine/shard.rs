@@ -153,10 +153,7 @@ async fn warmup(spec: &ShardSpec, conns: &mut [Conn]) {
     let Some(first) = spec.plan.requests.first() else {
         return;
     };
-    let count = (spec.index..spec.num_warmups)
-        .step_by(spec.num_shards)
-        .count();
-    let mut left = count;
+    let mut left = spec.my_warmups();
     while left > 0 {
         let batch = left.min(conns.len());
         let t0 = Instant::now();

@@ -86,10 +86,7 @@ fn warmup(spec: &ShardSpec, driver: &mut Driver, pool: usize) {
     let Some(first) = spec.plan.requests.first() else {
         return;
     };
-    let count = (spec.index..spec.num_warmups)
-        .step_by(spec.num_shards)
-        .count();
-    let mut left = count;
+    let mut left = spec.my_warmups();
     while left > 0 {
         let batch = left.min(pool.max(1));
         let records = (0..batch)
