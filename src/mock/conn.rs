@@ -233,26 +233,45 @@ impl Tx {
         self.stamp(Stamps::head);
 
         let n = req.max_tokens;
-        for k in 0..n {
-            sleep_until(t_read + shard.ttft + shard.itl * k).await;
-            let close_json = if k + 1 == n {
-                cmpl::TOKEN_CLOSE_LAST
-            } else {
-                cmpl::TOKEN_CLOSE
-            };
+        let due = |k: u32| t_read + shard.ttft + shard.itl * k;
+        let mut k = 0;
+        while k < n {
+            sleep_until(due(k)).await;
+            // A mock that has fallen behind its schedule (more streams than its CPU carries)
+            // writes the tokens already due together: one segment instead of one per late
+            // token, so it catches up instead of falling further behind. The truth log stamps
+            // each of them with that one write. With ITL 0 nothing is late, and every token
+            // keeps its own write.
+            let mut end = k + 1;
+            if !shard.itl.is_zero() {
+                let now = Instant::now();
+                while end < n && due(end) <= now {
+                    end += 1;
+                }
+            }
             self.out.clear();
-            cmpl::push_event(
-                &mut self.out,
-                chunked,
-                &[
-                    &self.json,
-                    cmpl::TOKEN_OPEN,
-                    cmpl::word(k).as_bytes(),
-                    close_json,
-                ],
-            );
+            for j in k..end {
+                let close_json = if j + 1 == n {
+                    cmpl::TOKEN_CLOSE_LAST
+                } else {
+                    cmpl::TOKEN_CLOSE
+                };
+                cmpl::push_event(
+                    &mut self.out,
+                    chunked,
+                    &[
+                        &self.json,
+                        cmpl::TOKEN_OPEN,
+                        cmpl::word(j).as_bytes(),
+                        close_json,
+                    ],
+                );
+            }
             self.stream.write_all(&self.out).await?;
-            self.stamp(Stamps::event);
+            for _ in k..end {
+                self.stamp(Stamps::event);
+            }
+            k = end;
         }
 
         let prompt_tokens = prompt_tokens.get().await;
