@@ -166,7 +166,17 @@ async fn send_and_read(
 // The error texts of a failed exchange, shared by both engines.
 
 pub(crate) fn connect_error(addr: SocketAddr, e: &dyn std::fmt::Display) -> String {
-    format!("cannot connect to {addr}: {e}")
+    let e = e.to_string();
+    // The two limits tens of thousands of streams run into, with what to do about them.
+    let hint = if e.contains("(os error 99)") {
+        " (out of local ports for this destination: widen net.ipv4.ip_local_port_range, \
+         or lower the concurrency)"
+    } else if e.contains("(os error 24)") {
+        " (out of file descriptors: raise the open-file limit, e.g. `ulimit -n 1048576`)"
+    } else {
+        ""
+    };
+    format!("cannot connect to {addr}: {e}{hint}")
 }
 
 pub(crate) fn send_error(addr: SocketAddr, e: &dyn std::fmt::Display) -> String {
@@ -316,4 +326,23 @@ fn on_usage(rec: &mut RequestRecord, prompt: Option<u64>, completion: Option<u64
 
 pub(crate) fn ns_between(a: Instant, b: Instant) -> u64 {
     b.saturating_duration_since(a).as_nanos() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_error;
+
+    #[test]
+    fn port_and_descriptor_exhaustion_say_what_to_do() {
+        let addr = "127.0.0.1:8000".parse().unwrap();
+        let ports = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+        assert!(connect_error(addr, &ports).contains("ip_local_port_range"));
+        let fds = std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(connect_error(addr, &fds).contains("ulimit -n"));
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(
+            connect_error(addr, &refused),
+            format!("cannot connect to 127.0.0.1:8000: {refused}")
+        );
+    }
 }
