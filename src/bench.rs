@@ -6,14 +6,12 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 
+use crate::backend::Backend;
 use crate::cli::BenchArgs;
 use crate::engine::{self, control, placement, target::Target, EngineConfig};
 use crate::plan::{self, PlanConfig};
 use crate::report::{self, console, pyfmt::py_float, result_json, MetricKey, RunInfo};
 use crate::tokenizer::Tokenizer;
-
-/// Backends this build speaks (OpenAI Completions); the others come with the backends issue.
-const COMPLETIONS_BACKENDS: [&str; 2] = ["vllm", "openai"];
 
 /// Everything decided from the flags before anything is sent.
 struct Setup {
@@ -161,19 +159,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
-    if !COMPLETIONS_BACKENDS.contains(&args.backend.as_str()) {
-        bail!(
-            "--backend {}: this build speaks the OpenAI Completions API only (vllm, openai)",
-            args.backend
-        );
-    }
-    if !args.endpoint.ends_with("completions") || args.endpoint.ends_with("chat/completions") {
-        bail!(
-            "--endpoint {}: the {} backend sends OpenAI Completions requests; the endpoint must end with 'completions' (e.g. /v1/completions)",
-            args.endpoint,
-            args.backend
-        );
-    }
+    let backend = Backend::resolve(&args.backend, &args.endpoint)?;
     if args.dataset_name != "random" {
         bail!(
             "--dataset-name {}: this build generates the 'random' dataset only",
@@ -248,9 +234,10 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         .unwrap_or_else(|| format!("bench-{:08x}-", rand::random::<u32>()));
 
     let plan_cfg = PlanConfig {
+        api: backend.api,
         model: model_name.clone().unwrap_or_else(|| model_id.clone()),
         host_header: target.host_header.clone(),
-        path: target.path(&args.endpoint),
+        path: target.path(&backend.endpoint),
         headers,
         request_id_prefix,
         num_prompts: args.num_prompts,

@@ -51,7 +51,10 @@ pub struct DemoArgs {
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     // --- target -------------------------------------------------------------------------
-    /// Backend (request and stream format): vllm or openai (OpenAI Completions).
+    /// Backend (request and stream format): vllm, openai, lmdeploy, scalellm, sglang-oai,
+    /// llama.cpp, truss (OpenAI Completions); openai-chat, vllm-chat, sglang-oai-chat,
+    /// lmdeploy-chat (Chat Completions); openai-responses; sglang, sglang-native (SGLang
+    /// /generate); tgi; tensorrt-llm, trt (Triton). See docs/BACKENDS.md.
     #[arg(long, default_value = "openai")]
     pub backend: String,
     /// Label (prefix) of the result file name; defaults to the backend.
@@ -64,7 +67,8 @@ pub struct BenchArgs {
     pub host: String,
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// API path appended to the base URL.
+    /// API path appended to the base URL; left at its default, each backend uses its own
+    /// (e.g. /v1/chat/completions for openai-chat, /generate for sglang).
     #[arg(long, default_value = "/v1/completions")]
     pub endpoint: String,
     /// Extra request headers, KEY=VALUE (repeatable; several may follow one flag).

@@ -3,6 +3,7 @@
 //! Data flow (see docs/ARCHITECTURE.md): CLI → [`plan`] → [`engine`] shards → records →
 //! [`report`]. The wire protocol ([`proto`]) is pure: byte slices in, events out.
 
+pub mod backend;
 pub mod bench;
 pub mod calibrate;
 pub mod cli;

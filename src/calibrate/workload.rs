@@ -59,6 +59,7 @@ impl Workload {
             });
         }
         Ok(Plan {
+            api: crate::backend::Api::Completions,
             requests,
             length_mismatch_tokens: 0,
         })

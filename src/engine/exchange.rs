@@ -8,7 +8,11 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::proto::{decode_completion_event, CompletionEvent, Event, Progress, ResponseParser};
+use crate::backend::Api;
+use crate::proto::{
+    decode_completion_event, decode_stream_event, CompletionEvent, Event, Progress, ResponseParser,
+    StreamEvent,
+};
 use crate::record::RequestRecord;
 
 const READ_BUF: usize = 16 * 1024;
@@ -19,6 +23,7 @@ const ERROR_BODY_KEEP: usize = 1024;
 /// all reused from request to request.
 pub struct Conn {
     addr: SocketAddr,
+    api: Api,
     stream: Option<TcpStream>,
     buf: Box<[u8]>,
     parser: ResponseParser,
@@ -27,9 +32,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(addr: SocketAddr, api: Api) -> Self {
         Conn {
             addr,
+            api,
             stream: None,
             buf: vec![0; READ_BUF].into_boxed_slice(),
             parser: ResponseParser::new(),
@@ -117,6 +123,7 @@ async fn send_and_read(
         stream,
         buf,
         parser,
+        api,
         addr,
         ..
     } = conn;
@@ -127,7 +134,7 @@ async fn send_and_read(
         .map_err(|e| Failure::BeforeResponse(send_error(*addr, &e)))?;
     rec.sent_ns = rec.start_ns + ns_between(start, Instant::now());
     parser.reset();
-    let mut st = StreamState::new(start);
+    let mut st = StreamState::new(start, *api);
     let mut received = 0usize;
     loop {
         let n = match stream.read(buf).await {
@@ -212,10 +219,15 @@ pub(crate) struct StreamState {
     pub(crate) keep_alive: bool,
     error: Option<String>,
     error_body: Vec<u8>,
+    api: Api,
+    /// SGLang's stream repeats the whole text so far: how much of it (escaped bytes) has been
+    /// taken, and the server's completion count at the last event.
+    cumulative_len: usize,
+    tokens_so_far: u64,
 }
 
 impl StreamState {
-    pub(crate) fn new(start: Instant) -> Self {
+    pub(crate) fn new(start: Instant, api: Api) -> Self {
         StreamState {
             start,
             now: start,
@@ -224,6 +236,9 @@ impl StreamState {
             keep_alive: false,
             error: None,
             error_body: Vec::new(),
+            api,
+            cumulative_len: 0,
+            tokens_so_far: 0,
         }
     }
 
@@ -236,6 +251,8 @@ impl StreamState {
         self.keep_alive = false;
         self.error = None;
         self.error_body.clear();
+        self.cumulative_len = 0;
+        self.tokens_so_far = 0;
     }
 
     pub(crate) fn on_event(&mut self, rec: &mut RequestRecord, ev: Event<'_>) {
@@ -256,24 +273,76 @@ impl StreamState {
                 if self.error.is_some() {
                     return;
                 }
-                match decode_completion_event(sse.data) {
-                    Ok(CompletionEvent::Token { text, usage, .. }) => {
-                        self.on_token(rec, text.raw().as_bytes());
-                        if let Some(u) = usage {
-                            on_usage(rec, u.prompt_tokens, u.completion_tokens);
-                        }
-                    }
-                    Ok(CompletionEvent::Usage(u)) => {
-                        on_usage(rec, u.prompt_tokens, u.completion_tokens)
-                    }
-                    Ok(CompletionEvent::Error(msg)) => {
-                        self.error = Some(format!("server error event: {msg}"))
-                    }
-                    Ok(CompletionEvent::Done) | Ok(CompletionEvent::Other) => {}
-                    Err(e) => self.error = Some(format!("bad stream event: {e}")),
+                if self.api == Api::Completions {
+                    self.on_completions_event(rec, sse.data);
+                } else {
+                    self.on_format_event(rec, sse.event, sse.data);
                 }
             }
         }
+    }
+
+    fn on_completions_event(&mut self, rec: &mut RequestRecord, data: &[u8]) {
+        match decode_completion_event(data) {
+            Ok(CompletionEvent::Token { text, usage, .. }) => {
+                self.on_token(rec, text.raw().as_bytes());
+                if let Some(u) = usage {
+                    on_usage(rec, u.prompt_tokens, u.completion_tokens);
+                }
+            }
+            Ok(CompletionEvent::Usage(u)) => on_usage(rec, u.prompt_tokens, u.completion_tokens),
+            Ok(CompletionEvent::Error(msg)) => {
+                self.error = Some(format!("server error event: {msg}"))
+            }
+            Ok(CompletionEvent::Done) | Ok(CompletionEvent::Other) => {}
+            Err(e) => self.error = Some(format!("bad stream event: {e}")),
+        }
+    }
+
+    fn on_format_event(&mut self, rec: &mut RequestRecord, event: &[u8], data: &[u8]) {
+        match decode_stream_event(self.api, event, data) {
+            Ok(StreamEvent::Token {
+                text,
+                tokens_so_far,
+                usage,
+            }) => {
+                if self.api == Api::SglangGenerate {
+                    self.on_cumulative(rec, text.as_bytes(), tokens_so_far);
+                } else {
+                    self.on_token(rec, text.as_bytes());
+                }
+                if let Some(u) = usage {
+                    on_usage(rec, u.prompt_tokens, u.completion_tokens);
+                }
+            }
+            Ok(StreamEvent::Usage(u)) => on_usage(rec, u.prompt_tokens, u.completion_tokens),
+            Ok(StreamEvent::Error(msg)) => self.error = Some(format!("server error event: {msg}")),
+            Ok(StreamEvent::Done) | Ok(StreamEvent::Other) => {}
+            Err(e) => self.error = Some(format!("bad stream event: {e}")),
+        }
+    }
+
+    /// SGLang's rules: the first token is the first event with text; after it, an event that
+    /// brings Δ new tokens (by the server's running count) adds its gap split in Δ equal ITL
+    /// samples, and an event with no new token is skipped.
+    fn on_cumulative(&mut self, rec: &mut RequestRecord, text: &[u8], so_far: Option<u64>) {
+        let new_text = text.get(self.cumulative_len..).unwrap_or(b"");
+        let total = so_far.unwrap_or(self.tokens_so_far + 1);
+        let delta = total.saturating_sub(self.tokens_so_far);
+        match self.last_token {
+            None if new_text.is_empty() => return,
+            None => rec.ttft_ns = ns_between(self.start, self.now),
+            Some(_) if delta == 0 => return,
+            Some(prev) => {
+                let share = ns_between(prev, self.now) / delta;
+                rec.itl_ns
+                    .extend(std::iter::repeat_n(share, delta as usize));
+            }
+        }
+        self.last_token = Some(self.now);
+        self.cumulative_len = text.len();
+        self.tokens_so_far = total;
+        rec.text_raw.extend_from_slice(new_text);
     }
 
     fn on_token(&mut self, rec: &mut RequestRecord, raw_text: &[u8]) {

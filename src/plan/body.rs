@@ -4,7 +4,9 @@
 //! `": "` separators and non-ASCII escaped as `\uXXXX`. We send compact JSON with UTF-8 as
 //! is; a server parses both to the same object, only the byte count differs.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+
+use crate::backend::Api;
 
 /// Body of a streamed `/v1/completions` request:
 /// `model, prompt, repetition_penalty, max_tokens, logprobs, stream, stream_options`, then
@@ -35,6 +37,89 @@ pub fn completions_body(
         body.insert(key.clone(), value.clone());
     }
     // Display for Value cannot fail: keys are strings and floats are finite by construction.
+    Value::Object(body).to_string().into_bytes()
+}
+
+/// The body of one streamed request in the format of `api`, with the keys in the order the
+/// anchor clients send them, `ignore_eos` where the format has it, and `extra_body` merged
+/// last (Python's `dict.update`).
+pub fn request_body(
+    api: Api,
+    model: &str,
+    prompt: &str,
+    max_tokens: u32,
+    ignore_eos: bool,
+    extra_body: &Map<String, Value>,
+) -> Vec<u8> {
+    let mut body = Map::new();
+    match api {
+        Api::Completions => {
+            return completions_body(model, prompt, max_tokens, ignore_eos, extra_body)
+        }
+        Api::Chat => {
+            // vLLM's openai-chat: the prompt as one text part, max_completion_tokens, usage.
+            let part = json!({"type": "text", "text": prompt});
+            body.insert("model".into(), Value::from(model));
+            body.insert(
+                "messages".into(),
+                json!([{"role": "user", "content": [part]}]),
+            );
+            body.insert("max_completion_tokens".into(), Value::from(max_tokens));
+            body.insert("stream".into(), Value::Bool(true));
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+            if ignore_eos {
+                body.insert("ignore_eos".into(), Value::Bool(true));
+            }
+        }
+        Api::Responses => {
+            body.insert("model".into(), Value::from(model));
+            body.insert("input".into(), Value::from(prompt));
+            body.insert("max_output_tokens".into(), Value::from(max_tokens));
+            body.insert("stream".into(), Value::Bool(true));
+            body.insert("store".into(), Value::Bool(false));
+            if ignore_eos {
+                body.insert("ignore_eos".into(), Value::Bool(true));
+            }
+        }
+        Api::SglangGenerate => {
+            // SGLang's bench_serving for its native backend.
+            body.insert("text".into(), Value::from(prompt));
+            body.insert(
+                "sampling_params".into(),
+                json!({"temperature": 0.0, "max_new_tokens": max_tokens, "ignore_eos": ignore_eos}),
+            );
+            body.insert("stream".into(), Value::Bool(true));
+            body.insert("lora_path".into(), Value::Null);
+            body.insert("return_logprob".into(), Value::Bool(false));
+            body.insert("return_routed_experts".into(), Value::Bool(false));
+            body.insert("logprob_start_len".into(), Value::from(-1));
+        }
+        Api::Tgi => {
+            // vLLM's legacy tgi client.
+            body.insert("inputs".into(), Value::from(prompt));
+            body.insert(
+                "parameters".into(),
+                json!({"best_of": 1, "max_new_tokens": max_tokens, "do_sample": true,
+                       "temperature": 0.01, "top_p": 0.99}),
+            );
+        }
+        Api::Triton => {
+            // SGLang's trt client; min_length/end_id make the server ignore EOS.
+            body.insert("accumulate_tokens".into(), Value::Bool(true));
+            body.insert("text_input".into(), Value::from(prompt));
+            body.insert("temperature".into(), Value::from(1e-6));
+            body.insert("top_p".into(), Value::from(1.0));
+            body.insert("max_tokens".into(), Value::from(max_tokens));
+            body.insert("stream".into(), Value::Bool(true));
+            if ignore_eos {
+                body.insert("min_length".into(), Value::from(max_tokens));
+                body.insert("end_id".into(), Value::from(1_048_576));
+            }
+        }
+    }
+    for (key, value) in extra_body {
+        body.insert(key.clone(), value.clone());
+    }
     Value::Object(body).to_string().into_bytes()
 }
 
@@ -78,5 +163,40 @@ mod tests {
         let keys: Vec<&str> = body.keys().map(String::as_str).collect();
         assert_eq!(keys[6..], ["stream_options", "ignore_eos"]);
         assert_eq!(body["ignore_eos"], Value::Bool(true));
+    }
+
+    #[test]
+    fn every_api_names_its_token_limit_and_merges_extra_body_last() {
+        let mut extra = Map::new();
+        extra.insert("temperature".into(), Value::from(0.5));
+        for (api, field) in [
+            (Api::Chat, "max_completion_tokens"),
+            (Api::Responses, "max_output_tokens"),
+            (Api::Tgi, "parameters"),
+            (Api::Triton, "max_tokens"),
+            (Api::SglangGenerate, "sampling_params"),
+        ] {
+            let body = parse(&request_body(api, "m", "hi", 7, true, &extra));
+            assert!(body.contains_key(field), "{api:?}: {body:?}");
+            assert_eq!(body.keys().next_back().map(String::as_str), Some("temperature"));
+        }
+        let chat = parse(&request_body(Api::Chat, "m", "hi", 7, false, &Map::new()));
+        assert_eq!(chat["messages"][0]["content"][0]["text"], "hi");
+        assert_eq!(chat["max_completion_tokens"], 7);
+        let sgl = parse(&request_body(
+            Api::SglangGenerate,
+            "m",
+            "hi",
+            7,
+            true,
+            &Map::new(),
+        ));
+        assert_eq!(sgl["sampling_params"]["max_new_tokens"], 7);
+        assert_eq!(sgl["text"], "hi");
+        let trt = parse(&request_body(Api::Triton, "m", "hi", 7, true, &Map::new()));
+        assert_eq!(
+            (trt["min_length"].as_u64(), trt["text_input"].as_str()),
+            (Some(7), Some("hi"))
+        );
     }
 }

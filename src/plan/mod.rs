@@ -14,15 +14,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use serde_json::{Map, Value};
 
+use crate::backend::Api;
 use crate::tokenizer::Tokenizer;
 pub use arrivals::{arrival_times, ArrivalSpec};
-pub use body::completions_body;
+pub use body::{completions_body, request_body};
 pub use framing::frame_request;
 pub use random::{LengthRanges, RandomDataset, RandomPrompt, RandomSpec};
 
 /// What the plan is built from (the relevant CLI flags, already resolved).
 #[derive(Clone, Debug)]
 pub struct PlanConfig {
+    /// The wire format of the requests (from `--backend`).
+    pub api: Api,
     /// Value of the body's `"model"` field (`--served-model-name`, else `--model`).
     pub model: String,
     pub host_header: String,
@@ -48,6 +51,8 @@ pub struct PlanConfig {
 /// Read-only after [`build`]; shared by all shards.
 #[derive(Debug)]
 pub struct Plan {
+    /// The wire format the requests are in, and the responses are read as.
+    pub api: Api,
     /// In request-index order; arrival times are non-decreasing.
     pub requests: Vec<PlannedRequest>,
     /// Net tokens by which prompts missed their target length after vLLM's retries (positive:
@@ -104,6 +109,7 @@ pub fn build(cfg: &PlanConfig, tok: &Tokenizer) -> anyhow::Result<Plan> {
         length_mismatch_tokens += mismatch;
     }
     Ok(Plan {
+        api: cfg.api,
         requests,
         length_mismatch_tokens,
     })
@@ -118,7 +124,8 @@ fn build_one(
     let prompt = dataset.prompt(index)?;
     let output_len = u32::try_from(prompt.output_len).context("output length exceeds u32")?;
     let prompt_len = u32::try_from(prompt.prompt_len).context("prompt length exceeds u32")?;
-    let body = completions_body(
+    let body = request_body(
+        cfg.api,
         &cfg.model,
         &prompt.prompt,
         output_len,

@@ -8,13 +8,15 @@
 //! * [`chunked`]: incremental chunked-transfer decoding, yielding borrowed slices;
 //! * [`sse`]: incremental `text/event-stream` splitting (WHATWG rules) over bytes;
 //! * [`response`]: the three above composed, one parser per connection;
-//! * [`completions`]: the `data` of one OpenAI Completions stream event, decoded.
+//! * [`completions`]: the `data` of one OpenAI Completions stream event, decoded;
+//! * [`formats`]: the same for Chat, Responses, SGLang, TGI and Triton streams.
 //!
 //! Every parser is split-invariant: the same bytes give the same events however the reads cut
 //! them (through events, `\r\n`, chunk-size lines or UTF-8 sequences).
 
 pub mod chunked;
 pub mod completions;
+pub mod formats;
 pub mod http_head;
 pub mod response;
 pub mod sse;
@@ -24,6 +26,7 @@ mod error;
 pub use chunked::ChunkedDecoder;
 pub use completions::{decode_completion_event, unescape_into, CompletionEvent, JsonStr, Usage};
 pub use error::ProtoError;
+pub use formats::{decode_stream_event, StreamEvent};
 pub use http_head::{Framing, ResponseHead, MAX_HEADERS, MAX_HEAD_BYTES};
 pub use response::{Event, Progress, ResponseParser};
 pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_SIZE};

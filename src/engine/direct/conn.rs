@@ -5,6 +5,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use crate::backend::Api;
+
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::engine::exchange::StreamState;
@@ -79,7 +81,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(now: Instant) -> Conn {
+    pub(super) fn new(now: Instant, api: Api) -> Conn {
         Conn {
             sock: None,
             gen: 0,
@@ -89,7 +91,7 @@ impl Conn {
             sending: false,
             job: None,
             parser: ResponseParser::new(),
-            stream: StreamState::new(now),
+            stream: StreamState::new(now, api),
         }
     }
 

@@ -1,0 +1,213 @@
+//! Every non-Completions stream format, in the shape real servers send it, fed through the
+//! response parser whole, split at every byte boundary and one byte at a time: the decoded
+//! events must be the same every way.
+
+use servebench::backend::Api;
+use servebench::proto::{
+    decode_stream_event, unescape_into, Event, Progress, ResponseParser, StreamEvent,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Token(String, Option<u64>),
+    Usage(Option<u64>, Option<u64>),
+    Done,
+    Error(String),
+    Other,
+}
+
+fn decode(api: Api, event: &[u8], data: &[u8]) -> Seen {
+    match decode_stream_event(api, event, data).expect("event decodes") {
+        StreamEvent::Token {
+            text,
+            tokens_so_far,
+            ..
+        } => {
+            let mut s = String::new();
+            unescape_into(text.as_bytes(), &mut s).expect("text unescapes");
+            Seen::Token(s, tokens_so_far)
+        }
+        StreamEvent::Usage(u) => Seen::Usage(u.prompt_tokens, u.completion_tokens),
+        StreamEvent::Done => Seen::Done,
+        StreamEvent::Error(m) => Seen::Error(m),
+        StreamEvent::Other => Seen::Other,
+    }
+}
+
+fn feed(api: Api, input: &[u8], cuts: &[usize]) -> Vec<Seen> {
+    let mut parser = ResponseParser::new();
+    let mut seen = Vec::new();
+    let mut start = 0;
+    for cut in cuts.iter().copied().chain(std::iter::once(input.len())) {
+        let part = &input[start..cut];
+        let progress = parser
+            .feed(part, &mut |e| {
+                if let Event::Sse(sse) = e {
+                    seen.push(decode(api, sse.event, sse.data));
+                }
+            })
+            .expect("response parses");
+        if let Progress::Done { .. } = progress {
+            return seen;
+        }
+        start = cut;
+    }
+    panic!("response did not complete");
+}
+
+fn assert_split_invariant(api: Api, input: &[u8]) -> Vec<Seen> {
+    let expected = feed(api, input, &[]);
+    for i in 0..=input.len() {
+        assert_eq!(feed(api, input, &[i]), expected, "split at {i}");
+    }
+    let every: Vec<usize> = (1..input.len()).collect();
+    assert_eq!(feed(api, input, &every), expected, "byte at a time");
+    expected
+}
+
+/// A 200 text/event-stream response with `body` in chunks of 37 bytes.
+fn response(body: &str) -> Vec<u8> {
+    let mut out =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for c in body.as_bytes().chunks(37) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+fn tok(s: &str) -> Seen {
+    Seen::Token(s.into(), None)
+}
+
+#[test]
+fn chat_role_chunk_is_not_a_token_and_reasoning_counts() {
+    let body = concat!(
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hé\\n\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let seen = assert_split_invariant(Api::Chat, &response(body));
+    assert_eq!(
+        seen,
+        vec![
+            Seen::Other,
+            tok("think"),
+            tok("Hé\n"),
+            tok(""),
+            Seen::Usage(Some(5), Some(3)),
+            Seen::Done
+        ]
+    );
+}
+
+#[test]
+fn chat_error_event_is_reported() {
+    let body =
+        "data: {\"error\":{\"message\":\"out of memory\",\"type\":\"InternalServerError\"}}\n\n";
+    let seen = assert_split_invariant(Api::Chat, &response(body));
+    assert_eq!(seen, vec![Seen::Error("out of memory".into())]);
+}
+
+#[test]
+fn responses_events_by_type_with_event_lines() {
+    let body = concat!(
+        "event: response.created\r\ndata: {\"type\":\"response.created\",\"response\":{\"status\":\"in_progress\"}}\r\n\r\n",
+        "event: response.output_text.delta\r\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\",\"sequence_number\":1}\r\n\r\n",
+        "event: response.reasoning_text.delta\r\ndata: {\"type\":\"response.reasoning_text.delta\",\"delta\":\" there\"}\r\n\r\n",
+        "event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2,\"total_tokens\":6}}}\r\n\r\n",
+    );
+    let seen = assert_split_invariant(Api::Responses, &response(body));
+    assert_eq!(
+        seen,
+        vec![
+            Seen::Other,
+            tok("Hi"),
+            tok(" there"),
+            Seen::Usage(Some(4), Some(2))
+        ]
+    );
+    let failed = "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\"}}}\n\n";
+    let seen = assert_split_invariant(Api::Responses, &response(failed));
+    assert!(
+        matches!(&seen[0], Seen::Error(m) if m.contains("server_error")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn sglang_text_is_cumulative_with_running_counts() {
+    let body = concat!(
+        "data: {\"text\":\"Hello\",\"output_ids\":[1],\"meta_info\":{\"id\":\"a\",\"finish_reason\":null,\"prompt_tokens\":9,\"completion_tokens\":1,\"cached_tokens\":0}}\n\n",
+        "data: {\"text\":\"Hello wor\",\"output_ids\":[1,2,3],\"meta_info\":{\"id\":\"a\",\"finish_reason\":null,\"prompt_tokens\":9,\"completion_tokens\":3,\"cached_tokens\":0}}\n\n",
+        "data: {\"text\":\"Hello world\",\"meta_info\":{\"id\":\"a\",\"finish_reason\":{\"type\":\"length\",\"length\":4},\"prompt_tokens\":9,\"completion_tokens\":4}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let seen = assert_split_invariant(Api::SglangGenerate, &response(body));
+    assert_eq!(
+        seen,
+        vec![
+            Seen::Token("Hello".into(), Some(1)),
+            Seen::Token("Hello wor".into(), Some(3)),
+            Seen::Token("Hello world".into(), Some(4)),
+            Seen::Done
+        ]
+    );
+}
+
+#[test]
+fn tgi_skips_pings_and_reads_tokens() {
+    let body = concat!(
+        ":ping\n\n",
+        "data:{\"index\":1,\"token\":{\"id\":5,\"text\":\"Hi\",\"logprob\":-0.1,\"special\":false},\"generated_text\":null,\"details\":null}\n\n",
+        "data:{\"index\":2,\"token\":{\"id\":6,\"text\":\"!\",\"logprob\":-0.2,\"special\":false},\"generated_text\":\"Hi!\",\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2,\"seed\":null}}\n\n",
+    );
+    let seen = assert_split_invariant(Api::Tgi, &response(body));
+    assert_eq!(seen, vec![tok("Hi"), tok("!")]);
+}
+
+#[test]
+fn triton_text_output_without_done() {
+    let body = concat!(
+        ": keep-alive\n\n",
+        "data: {\"model_name\":\"ensemble\",\"model_version\":\"1\",\"sequence_end\":false,\"sequence_id\":0,\"text_output\":\"a\"}\n\n",
+        "data: {\"model_name\":\"ensemble\",\"model_version\":\"1\",\"sequence_end\":false,\"sequence_id\":0,\"text_output\":\"\\u00e9\"}\n\n",
+    );
+    let seen = assert_split_invariant(Api::Triton, &response(body));
+    assert_eq!(seen, vec![tok("a"), tok("é")]);
+}
+
+#[test]
+fn malformed_events_are_errors_not_panics() {
+    for api in [
+        Api::Chat,
+        Api::Responses,
+        Api::SglangGenerate,
+        Api::Tgi,
+        Api::Triton,
+    ] {
+        for data in [&b"{"[..], b"[1,2]", b"\xff", b"{\"a\":1} x", b"\"text\""] {
+            assert!(
+                decode_stream_event(api, b"", data).is_err(),
+                "{api:?} accepted {:?}",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+    // Valid JSON with a field of the wrong type.
+    let cases: [(Api, &[u8]); 4] = [
+        (Api::Chat, br#"{"choices":[{"delta":{"content":7}}]}"#),
+        (Api::SglangGenerate, br#"{"text":5,"meta_info":{}}"#),
+        (Api::Tgi, br#"{"token":{"text":[1]}}"#),
+        (Api::Triton, br#"{"text_output":{"a":1}}"#),
+    ];
+    for (api, data) in cases {
+        assert!(decode_stream_event(api, b"", data).is_err(), "{api:?}");
+    }
+}
