@@ -9,6 +9,8 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::formats::fields::{self, ignore_eos, max_tokens, stream, StreamOptions};
+
 /// Context length reported by /v1/models, and the largest `max_tokens` accepted.
 pub const MAX_MODEL_LEN: u32 = 1 << 20;
 
@@ -66,89 +68,13 @@ struct RawCompletion<'a> {
     ignore_eos: Option<bool>,
 }
 
-#[derive(Deserialize)]
-struct StreamOptions {
-    #[serde(default, deserialize_with = "include_usage")]
-    include_usage: Option<bool>,
-}
-
-// Type errors name the field: serde_json's own messages only give a column.
-fn max_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    d.deserialize_any(Named::<u64>(
-        "`max_tokens` as a positive integer",
-        PhantomData,
-    ))
-}
-
-fn stream<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    d.deserialize_any(Named::<bool>("`stream` as a boolean", PhantomData))
-}
-
-fn include_usage<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    d.deserialize_any(Named::<bool>(
-        "`stream_options.include_usage` as a boolean",
-        PhantomData,
-    ))
-}
-
-fn ignore_eos<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    d.deserialize_any(Named::<bool>("`ignore_eos` as a boolean", PhantomData))
-}
-
-/// Visits a nullable scalar of type `T`, describing itself as its label.
-struct Named<T>(&'static str, PhantomData<T>);
-
-impl<'de> Visitor<'de> for Named<u64> {
-    type Value = Option<u64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.0)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        u64::try_from(v)
-            .map(Some)
-            .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-impl<'de> Visitor<'de> for Named<bool> {
-    type Value = Option<bool>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.0)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
 /// Parses and validates a request body; the error is the message for a 400 reply.
 pub fn parse(body: &[u8]) -> Result<Completion<'_>, String> {
     let raw: RawCompletion<'_> =
         serde_json::from_slice(body).map_err(|e| format!("invalid completion request: {e}"))?;
-    let max_tokens = raw.max_tokens.unwrap_or(16);
-    if max_tokens == 0 || max_tokens > u64::from(MAX_MODEL_LEN) {
-        return Err(format!(
-            "max_tokens must be between 1 and {MAX_MODEL_LEN}, got {max_tokens}"
-        ));
-    }
     Ok(Completion {
         prompt: raw.prompt,
-        max_tokens: max_tokens as u32,
+        max_tokens: fields::output_len("max_tokens", raw.max_tokens)?,
         stream: raw.stream.unwrap_or(false),
         include_usage: raw
             .stream_options
@@ -161,19 +87,29 @@ pub fn parse(body: &[u8]) -> Result<Completion<'_>, String> {
 // arrays (the first entry of a batch is served). Token ids are counted, never collected.
 impl<'de: 'a, 'a> Deserialize<'de> for Prompt<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(PromptVisitor(PhantomData))
+        prompt_named(
+            d,
+            "`prompt` as a string, an array of strings, an array of token ids or of token-id arrays",
+        )
     }
 }
 
-struct PromptVisitor<'a>(PhantomData<&'a ()>);
+/// Deserialises a prompt-shaped field (string, strings, token ids, token-id arrays); errors
+/// describe it as `label`.
+pub fn prompt_named<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+    label: &'static str,
+) -> Result<Prompt<'a>, D::Error> {
+    d.deserialize_any(PromptVisitor(label, PhantomData))
+}
+
+struct PromptVisitor<'a>(&'static str, PhantomData<&'a ()>);
 
 impl<'de: 'a, 'a> Visitor<'de> for PromptVisitor<'a> {
     type Value = Prompt<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(
-            "`prompt` as a string, an array of strings, an array of token ids or of token-id arrays",
-        )
+        f.write_str(self.0)
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
@@ -296,6 +232,11 @@ impl Templates {
         }
     }
 
+    /// The served model name as a JSON string (quoted, escaped).
+    pub fn model_json(&self) -> &str {
+        &self.model_json
+    }
+
     /// Appends what every JSON object of one response starts with, up to and including
     /// `"choices":[`.
     pub fn push_response_head(&self, out: &mut Vec<u8>, id: u64, created: u64) {
@@ -318,30 +259,6 @@ pub fn push_usage(out: &mut Vec<u8>, prompt_tokens: Option<usize>, completion_to
         ),
         None => write!(out, r#"{{"completion_tokens":{completion_tokens}}}"#),
     };
-}
-
-/// Appends one server-sent event `data: <parts>\n\n`, as an HTTP chunk when `chunked`.
-pub fn push_event(out: &mut Vec<u8>, chunked: bool, parts: &[&[u8]]) {
-    if chunked {
-        let len = b"data: ".len() + parts.iter().map(|p| p.len()).sum::<usize>() + 2;
-        let _ = write!(out, "{len:x}\r\n");
-    }
-    out.extend_from_slice(b"data: ");
-    for p in parts {
-        out.extend_from_slice(p);
-    }
-    out.extend_from_slice(b"\n\n");
-    if chunked {
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Appends `data: [DONE]` and, when chunked, the last (empty) chunk.
-pub fn push_done(out: &mut Vec<u8>, chunked: bool) {
-    push_event(out, chunked, &[b"[DONE]"]);
-    if chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
 }
 
 #[cfg(test)]
@@ -422,7 +339,7 @@ mod tests {
         let mut head = Vec::new();
         t.push_response_head(&mut head, 42, 1000);
         let mut out = Vec::new();
-        push_event(
+        crate::mock::formats::sse::data(
             &mut out,
             true,
             &[&head, TOKEN_OPEN, word(1).as_bytes(), TOKEN_CLOSE_LAST],

@@ -12,7 +12,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::Task;
 
-use super::completions::{self as cmpl, Completion, Prompt};
+use super::completions::Prompt;
+use super::control;
+use super::formats::{self, GenRequest, Reply};
 use super::http::{self, RecvBuf, RequestHead, Route};
 use super::shard::{self, Shard};
 use super::truth::Stamps;
@@ -36,7 +38,8 @@ pub(super) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
         tx: Tx {
             stream,
             out: Vec::with_capacity(512),
-            json: Vec::with_capacity(256),
+            prefix: Vec::with_capacity(256),
+            body: Vec::new(),
             truth: shard.truth.as_ref().map(|_| Stamps::default()),
         },
     };
@@ -55,8 +58,10 @@ struct Tx {
     stream: TcpStream,
     /// Bytes of the next write.
     out: Vec<u8>,
-    /// The current response's JSON head (and, unstreamed, its whole body).
-    json: Vec<u8>,
+    /// The current reply's per-request JSON (lent to its [`Reply`]).
+    prefix: Vec<u8>,
+    /// An unstreamed reply's body.
+    body: Vec<u8>,
     /// When the current reply's bytes were written; `None` unless --truth-log is on.
     truth: Option<Stamps>,
 }
@@ -131,14 +136,18 @@ impl Tx {
                 let body = &shard.templates.models_body;
                 self.reply(200, Some(http::JSON), None, body, close).await
             }
-            Route::Completions => match cmpl::parse(body) {
-                Ok(req) => self.complete(shard, req, head, request_id, t_read).await,
+            Route::Generate(endpoint) => match formats::parse(endpoint, body) {
+                Ok(req) => self.generate(shard, req, head, request_id, t_read).await,
                 Err(message) => self.error(400, &message, None, close).await,
             },
+            Route::Control => {
+                self.reply(200, Some(http::JSON), None, control::ACK, close)
+                    .await
+            }
+            Route::Tokenize => self.tokenize(shard, body, close).await,
             Route::NotFound => {
-                let message =
-                    "no such route; served: GET /health, GET /v1/models, POST /v1/completions";
-                self.error(404, message, None, close).await
+                let message = format!("no such route; served: {}", http::ROUTES);
+                self.error(404, &message, None, close).await
             }
             Route::MethodNotAllowed(allow) => {
                 let message = format!("method not allowed here; use {allow}");
@@ -180,33 +189,68 @@ impl Tx {
             .await
     }
 
-    async fn complete(
+    async fn generate(
         &mut self,
         shard: &Shard,
-        req: Completion<'_>,
+        req: GenRequest<'_>,
         head: &RequestHead,
         request_id: Option<&[u8]>,
         t_read: Instant,
     ) -> io::Result<()> {
         let prompt_tokens = PromptTokens::start(shard, &req.prompt);
-        self.stamp(Stamps::clear);
-        self.json.clear();
-        shard
-            .templates
-            .push_response_head(&mut self.json, shard.next_id(), shard::unix_now());
+        let buf = std::mem::take(&mut self.prefix);
+        let id = shard.next_id();
+        let mut reply = Reply::new(
+            &req,
+            &shard.templates,
+            shard.options,
+            id,
+            shard::unix_now(),
+            buf,
+        );
+        self.stamp(|s| s.begin(reply.groups_tokens() && req.stream));
         let close = !head.keep_alive;
-        if req.stream {
+        let sent = if req.stream {
             let chunked = !head.http10;
-            self.stream_tokens(shard, &req, prompt_tokens, t_read, chunked, close)
-                .await?;
+            self.stream_events(shard, &mut reply, prompt_tokens, t_read, chunked, close)
+                .await
         } else {
-            self.whole_body(shard, &req, prompt_tokens, t_read, close)
-                .await?;
-        }
+            self.whole_body(shard, &mut reply, prompt_tokens, t_read, close)
+                .await
+        };
+        self.prefix = reply.into_buffer();
+        sent?;
         if let (Some(log), Some(stamps)) = (&shard.truth, &self.truth) {
             log.push(request_id, req.stream, shard.anchor.to_ns(t_read), stamps);
         }
         Ok(())
+    }
+
+    /// `/tokenize` with the mock's tokenizer, or 501 without one.
+    async fn tokenize(&mut self, shard: &Shard, body: &[u8], close: bool) -> io::Result<()> {
+        let Some(tokenizer) = shard.tokenizer.clone() else {
+            return self.error(501, control::NO_TOKENIZER, None, close).await;
+        };
+        let text = match control::parse_tokenize(body) {
+            Ok(text) => text,
+            Err(message) => return self.error(400, &message, None, close).await,
+        };
+        let ids = |tokenizer: &tokenizers::Tokenizer, text: &str| {
+            tokenizer
+                .encode_fast(text, false)
+                .map_or_else(|_| Vec::new(), |e| e.get_ids().to_vec())
+        };
+        let ids = if text.len() <= INLINE_TOKENIZE_BYTES {
+            ids(&tokenizer, &text)
+        } else {
+            // Off the shard's thread, like long prompts: other streams keep their schedule.
+            let text = text.into_owned();
+            glommio::executor()
+                .spawn_blocking(move || ids(&tokenizer, &text))
+                .await
+        };
+        let body = control::tokenize_body(&ids);
+        self.reply(200, Some(http::JSON), None, &body, close).await
     }
 
     /// Records a moment of the current reply when --truth-log is on.
@@ -216,108 +260,94 @@ impl Tx {
         }
     }
 
-    /// Streams token `k` at `t_read + ttft + k * itl`, then the usage event if asked for,
-    /// then `[DONE]`.
-    async fn stream_tokens(
+    /// Streams token `k` at `t_read + ttft + k * itl` (an event carrying several tokens
+    /// goes out when its last one is due), then the reply's tail.
+    async fn stream_events(
         &mut self,
         shard: &Shard,
-        req: &Completion<'_>,
-        prompt_tokens: PromptTokens,
+        reply: &mut Reply,
+        mut prompt_tokens: PromptTokens,
         t_read: Instant,
         chunked: bool,
         close: bool,
     ) -> io::Result<()> {
         self.out.clear();
         http::push_stream_head(&mut self.out, chunked, close);
+        reply.push_head(&mut self.out, chunked);
         self.stream.write_all(&self.out).await?;
         self.stamp(Stamps::head);
+        if reply.counts_prompt_early() {
+            // Counting started at once and overlaps the wait for the first event.
+            reply.prompt_tokens = prompt_tokens.get().await;
+        }
 
-        let n = req.max_tokens;
+        let n = reply.n;
         let due = |k: u32| t_read + shard.ttft + shard.itl * k;
         let mut k = 0;
         while k < n {
-            sleep_until(due(k)).await;
+            let mut end = reply.event_end(k);
+            sleep_until(due(end - 1)).await;
             // A mock that has fallen behind its schedule (more streams than its CPU carries)
-            // writes the tokens already due together: one segment instead of one per late
-            // token, so it catches up instead of falling further behind. The truth log stamps
-            // each of them with that one write. With ITL 0 nothing is late, and every token
+            // writes the events already due together: one segment instead of one per late
+            // event, so it catches up instead of falling further behind. The truth log stamps
+            // each of them with that one write. With ITL 0 nothing is late, and every event
             // keeps its own write.
-            let mut end = k + 1;
-            if !shard.itl.is_zero() {
-                let now = Instant::now();
-                while end < n && due(end) <= now {
-                    end += 1;
+            let first = k;
+            self.out.clear();
+            loop {
+                reply.push_event(&mut self.out, chunked, k, end);
+                k = end;
+                if k == n || shard.itl.is_zero() {
+                    break;
+                }
+                end = reply.event_end(k);
+                if due(end - 1) > Instant::now() {
+                    break;
                 }
             }
-            self.out.clear();
-            for j in k..end {
-                let close_json = if j + 1 == n {
-                    cmpl::TOKEN_CLOSE_LAST
-                } else {
-                    cmpl::TOKEN_CLOSE
-                };
-                cmpl::push_event(
-                    &mut self.out,
-                    chunked,
-                    &[
-                        &self.json,
-                        cmpl::TOKEN_OPEN,
-                        cmpl::word(j).as_bytes(),
-                        close_json,
-                    ],
-                );
-            }
             self.stream.write_all(&self.out).await?;
-            for _ in k..end {
-                self.stamp(Stamps::event);
+            let mut j = first;
+            while j < k {
+                let end = reply.event_end(j);
+                self.stamp(|s| s.event(end - j));
+                j = end;
             }
-            k = end;
         }
 
-        let prompt_tokens = prompt_tokens.get().await;
-        if req.include_usage {
-            self.json.extend_from_slice(cmpl::USAGE_OPEN);
-            cmpl::push_usage(&mut self.json, prompt_tokens, n);
-            self.json.push(b'}');
-            self.out.clear();
-            cmpl::push_event(&mut self.out, chunked, &[&self.json]);
-            self.stream.write_all(&self.out).await?;
+        if !reply.counts_prompt_early() {
+            reply.prompt_tokens = prompt_tokens.get().await;
         }
         self.out.clear();
-        cmpl::push_done(&mut self.out, chunked);
+        reply.push_tail(&mut self.out, chunked);
         self.stream.write_all(&self.out).await?;
         self.stamp(Stamps::end);
         Ok(())
     }
 
-    /// Sends the whole completion at `t_read + ttft + (max_tokens - 1) * itl`.
+    /// Sends the whole reply at `t_read + ttft + (max_tokens - 1) * itl`.
     async fn whole_body(
         &mut self,
         shard: &Shard,
-        req: &Completion<'_>,
-        prompt_tokens: PromptTokens,
+        reply: &mut Reply,
+        mut prompt_tokens: PromptTokens,
         t_read: Instant,
         close: bool,
     ) -> io::Result<()> {
-        let n = req.max_tokens;
-        self.json.extend_from_slice(cmpl::TOKEN_OPEN);
-        for k in 0..n {
-            self.json.extend_from_slice(cmpl::word(k).as_bytes());
-        }
-        self.json.extend_from_slice(cmpl::BODY_CLOSE);
-        sleep_until(t_read + shard.ttft + shard.itl * (n - 1)).await;
-        let prompt_tokens = prompt_tokens.get().await;
-        cmpl::push_usage(&mut self.json, prompt_tokens, n);
-        self.json.push(b'}');
+        // Deadlines are absolute: counting and formatting first costs nothing unless they
+        // take longer than the wait itself.
+        reply.prompt_tokens = prompt_tokens.get().await;
+        self.body.clear();
+        reply.push_body(&mut self.body);
         self.out.clear();
         http::push_reply(
             &mut self.out,
             200,
             Some(http::JSON),
             None,
-            &self.json,
+            &self.body,
             close,
         );
+        sleep_until(t_read + shard.ttft + shard.itl * (reply.n - 1)).await;
         self.stream.write_all(&self.out).await?;
         self.stamp(Stamps::whole);
         Ok(())
@@ -386,11 +416,14 @@ impl PromptTokens {
         }
     }
 
-    async fn get(self) -> Option<usize> {
+    /// The count (waiting for it if being computed); may be asked again.
+    async fn get(&mut self) -> Option<usize> {
+        if let PromptTokens::Counting(task) = self {
+            *self = PromptTokens::Known(task.await);
+        }
         match self {
-            PromptTokens::Known(n) => Some(n),
-            PromptTokens::Counting(task) => Some(task.await),
-            PromptTokens::Uncounted => None,
+            PromptTokens::Known(n) => Some(*n),
+            _ => None,
         }
     }
 }

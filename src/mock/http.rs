@@ -9,6 +9,8 @@ use std::ops::Range;
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 
+use super::formats::Endpoint;
+
 /// Longest request head accepted (431 beyond).
 pub const MAX_HEAD: usize = 64 << 10;
 /// Longest request body accepted (413 beyond): a 128k-token prompt as token ids is ~1 MiB.
@@ -20,7 +22,12 @@ const MAX_HEADERS: usize = 64;
 pub enum Route {
     Health,
     Models,
-    Completions,
+    /// A generation request of some backend's API.
+    Generate(Endpoint),
+    /// A server-control call clients make around a run (cache flush, profiler): answered
+    /// 200 and otherwise ignored.
+    Control,
+    Tokenize,
     NotFound,
     /// Known path, wrong method; carries the `Allow` value.
     MethodNotAllowed(&'static str),
@@ -144,15 +151,35 @@ fn range_in(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
     (end <= whole.len()).then_some(start..end)
 }
 
+/// Every route served, for the 404 message.
+pub const ROUTES: &str = "GET /health, GET /v1/models, POST /v1/completions, \
+POST /v1/chat/completions, POST /v1/responses, POST /generate (SGLang or TGI, by body), \
+POST /generate_stream, POST /v2/models/ensemble/generate_stream, \
+POST /v2/models/ensemble/generate, POST /mii/benchmark, POST /v1/models/model:predict, \
+POST /tokenize, GET|POST /reset_prefix_cache, /flush_cache, /start_profile, /stop_profile";
+
 fn route(method: &str, path: &str) -> Route {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let generate = |endpoint| (Route::Generate(endpoint), "POST");
     let (route, allowed) = match path {
         "/health" => (Route::Health, "GET"),
         "/v1/models" => (Route::Models, "GET"),
-        "/v1/completions" => (Route::Completions, "POST"),
+        "/v1/completions" | "/v1/models/model:predict" => generate(Endpoint::Completions),
+        "/v1/chat/completions" => generate(Endpoint::Chat),
+        "/v1/responses" => generate(Endpoint::Responses),
+        "/generate" => generate(Endpoint::Generate),
+        "/generate_stream" => generate(Endpoint::TgiStream),
+        "/v2/models/ensemble/generate_stream" => generate(Endpoint::Triton { stream: true }),
+        "/v2/models/ensemble/generate" => generate(Endpoint::Triton { stream: false }),
+        "/mii/benchmark" => generate(Endpoint::Mii),
+        "/tokenize" => (Route::Tokenize, "POST"),
+        // SGLang serves these for GET and POST alike; vLLM for POST.
+        "/reset_prefix_cache" | "/flush_cache" | "/start_profile" | "/stop_profile" => {
+            (Route::Control, "GET, POST")
+        }
         _ => return Route::NotFound,
     };
-    if method == allowed {
+    if allowed.split(", ").any(|m| m == method) {
         route
     } else {
         Route::MethodNotAllowed(allowed)
@@ -169,6 +196,7 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Content Too Large",
         417 => "Expectation Failed",
+        501 => "Not Implemented",
         431 => "Request Header Fields Too Large",
         505 => "HTTP Version Not Supported",
         _ => "Internal Server Error",
@@ -222,6 +250,7 @@ pub fn error_body(status: u16, message: &str) -> Vec<u8> {
     let kind = match status {
         404 => "NotFoundError",
         405 => "MethodNotAllowedError",
+        501 => "NotImplementedError",
         _ => "BadRequestError",
     };
     let message = serde_json::to_string(message).unwrap_or_else(|_| "\"\"".into());
@@ -296,7 +325,7 @@ mod tests {
         let raw =
             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"prompt\":1}";
         let h = head(raw).unwrap().unwrap();
-        assert_eq!(h.route, Route::Completions);
+        assert_eq!(h.route, Route::Generate(Endpoint::Completions));
         assert_eq!(h.body_len, 12);
         assert_eq!(h.head_len, raw.len() - 12);
         assert!(h.keep_alive && !h.http10 && !h.expect_continue);
@@ -315,6 +344,25 @@ mod tests {
         assert_eq!(r("GET", "/v1/completions"), Route::MethodNotAllowed("POST"));
         assert_eq!(r("POST", "/health"), Route::MethodNotAllowed("GET"));
         assert_eq!(r("GET", "/v1/chat"), Route::NotFound);
+        assert_eq!(
+            r("POST", "/v1/models/model:predict"),
+            Route::Generate(Endpoint::Completions)
+        );
+        assert_eq!(
+            r("POST", "/v2/models/ensemble/generate_stream"),
+            Route::Generate(Endpoint::Triton { stream: true })
+        );
+        assert_eq!(
+            r("POST", "/generate?x"),
+            Route::Generate(Endpoint::Generate)
+        );
+        assert_eq!(r("GET", "/flush_cache"), Route::Control);
+        assert_eq!(r("POST", "/flush_cache"), Route::Control);
+        assert_eq!(
+            r("PUT", "/flush_cache"),
+            Route::MethodNotAllowed("GET, POST")
+        );
+        assert_eq!(r("GET", "/tokenize"), Route::MethodNotAllowed("POST"));
     }
 
     #[test]

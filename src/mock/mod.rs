@@ -1,11 +1,15 @@
-//! `servebench mock`: a built-in OpenAI-compatible completions server with an exact latency model.
+//! `servebench mock`: a built-in LLM server with an exact latency model that speaks the wire
+//! format of every backend the benchmark drives: OpenAI Completions, Chat and Responses
+//! (vLLM, SGLang, LMDeploy, Truss), SGLang's `/generate`, TGI, Triton/TensorRT-LLM and
+//! DeepSpeed-MII (see `formats`), plus the control calls clients make around a run.
 //!
 //! It is the tests' target, the README demo's target and the ground truth for the client's
 //! timing accuracy, so it is built like the client: one glommio executor per pinned CPU, each
 //! with its own `SO_REUSEPORT` listener on the same port, one task per connection, and every
 //! byte of every reply pre-serialised except the few that change per request or per token.
 //!
-//! Latency model: with `t_read` the instant the request was fully read, streamed token `k`
+//! Latency model, the same for every format: with `t_read` the instant the request was fully
+//! read, streamed token `k`
 //! (0-based) is written at `t_read + ttft + k * itl`; a non-streamed body at
 //! `t_read + ttft + (max_tokens - 1) * itl`. Deadlines are absolute, so nothing drifts.
 //!
@@ -14,6 +18,8 @@
 
 mod completions;
 mod conn;
+mod control;
+mod formats;
 mod http;
 mod shard;
 mod signals;
@@ -83,12 +89,22 @@ pub struct MockArgs {
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
 
-    /// Write one JSON line per completed /v1/completions request to FILE (created or
+    /// Write one JSON line per completed generation request (any format) to FILE (created or
     /// truncated): its x-request-id and the CLOCK_MONOTONIC nanoseconds at which the request
     /// was read and the reply's head, each token event and its end were written. Complete
     /// once the mock stops (SIGINT/SIGTERM).
     #[arg(long, value_name = "FILE")]
     pub truth_log: Option<PathBuf>,
+
+    /// Chat completions only: the first N tokens of every reply are sent as
+    /// `reasoning_content` rather than `content` (to exercise clients' reasoning handling).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub reasoning_tokens: u32,
+
+    /// SGLang `/generate` streams only: send a chunk every K tokens (and at the last), as
+    /// SGLang's `--stream-interval K` does; `completion_tokens` then grows by K per chunk.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub sglang_tokens_per_chunk: u32,
 }
 
 impl Default for MockArgs {
@@ -104,6 +120,8 @@ impl Default for MockArgs {
             count_prompt_tokens: false,
             tokenizer: None,
             truth_log: None,
+            reasoning_tokens: 0,
+            sglang_tokens_per_chunk: 1,
         }
     }
 }
@@ -153,6 +171,13 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
     let ttft = delay("--ttft-ms", args.ttft_ms)?;
     let itl = delay("--itl-ms", args.itl_ms)?;
     let cpus = shard_cpus(args)?;
+    if args.sglang_tokens_per_chunk == 0 {
+        bail!("--sglang-tokens-per-chunk must be at least 1");
+    }
+    let options = formats::Options {
+        reasoning_tokens: args.reasoning_tokens,
+        sglang_tokens_per_chunk: args.sglang_tokens_per_chunk,
+    };
     let (tokenizer_json, tokenizer_name): (Option<Arc<[u8]>>, String) = match &args.tokenizer {
         Some(path) => (
             Some(
@@ -207,6 +232,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             model: args.model.clone(),
             ttft,
             itl,
+            options,
             tokenizer_json: tokenizer_json.clone(),
             tokenizer_name: tokenizer_name.clone(),
             stop: stop.clone(),

@@ -14,6 +14,7 @@ use tokenizers::Tokenizer;
 
 use super::completions::Templates;
 use super::conn;
+use super::formats::Options;
 use super::truth::{ShardLog, ToWriter};
 use crate::clock::MonoAnchor;
 
@@ -25,6 +26,7 @@ pub(super) struct ShardConfig {
     pub model: String,
     pub ttft: Duration,
     pub itl: Duration,
+    pub options: Options,
     /// None: text prompts are not counted.
     pub tokenizer_json: Option<Arc<[u8]>>,
     /// For messages: the --tokenizer path.
@@ -42,6 +44,7 @@ pub(super) struct Shard {
     pub templates: Templates,
     pub ttft: Duration,
     pub itl: Duration,
+    pub options: Options,
     pub tokenizer: Option<Arc<Tokenizer>>,
     pub truth: Option<ShardLog>,
     /// Turns the instant a request was read into the truth log's clock.
@@ -73,6 +76,7 @@ pub(super) async fn run(config: ShardConfig) {
         model,
         ttft,
         itl,
+        options,
         tokenizer_json,
         tokenizer_name,
         stop,
@@ -95,6 +99,7 @@ pub(super) async fn run(config: ShardConfig) {
         templates: Templates::new(&model, unix_now()),
         ttft,
         itl,
+        options,
         tokenizer,
         truth: truth.map(ShardLog::new),
         anchor,

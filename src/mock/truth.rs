@@ -1,8 +1,11 @@
-//! `--truth-log`: the server's own CLOCK_MONOTONIC times of every completed completion, one
+//! `--truth-log`: the server's own CLOCK_MONOTONIC times of every completed generation reply, one
 //! JSON line each, so that a client's TTFT and ITL can be checked against what really happened.
 //!
 //! Line format (keys in this order; times are CLOCK_MONOTONIC nanoseconds):
 //! `{"request_id":"<x-request-id>"|null,"stream":bool,"read_ns":N,"head_ns":N,"event_ns":[N,...],"end_ns":N}`
+//! — plus, only for replies whose events may carry several tokens (SGLang with
+//! `--sglang-tokens-per-chunk` above 1), a last key `"event_tokens":[T,...]`: how many tokens
+//! each entry of `event_ns` carried.
 //!
 //! The shards only copy numbers: a connection stamps its reply into reused [`Stamps`], the
 //! shard appends them to a [`Batch`], and full batches go over a channel to one writer thread
@@ -32,21 +35,32 @@ pub(super) struct Stamps {
     pub event_ns: Vec<u64>,
     /// The last byte of the reply was written.
     pub end_ns: u64,
+    /// Whether this reply's events may carry several tokens each.
+    pub grouped: bool,
+    /// Tokens carried by each event, kept only when `grouped`.
+    pub event_tokens: Vec<u32>,
 }
 
 impl Stamps {
-    pub fn clear(&mut self) {
+    /// Starts a new reply; `grouped`: its events may carry several tokens each.
+    pub fn begin(&mut self, grouped: bool) {
         self.head_ns = 0;
         self.event_ns.clear();
         self.end_ns = 0;
+        self.grouped = grouped;
+        self.event_tokens.clear();
     }
 
     pub fn head(&mut self) {
         self.head_ns = clock::mono_ns();
     }
 
-    pub fn event(&mut self) {
+    /// An event carrying `tokens` tokens was written.
+    pub fn event(&mut self, tokens: u32) {
         self.event_ns.push(clock::mono_ns());
+        if self.grouped {
+            self.event_tokens.push(tokens);
+        }
     }
 
     pub fn end(&mut self) {
@@ -68,6 +82,7 @@ struct Record {
     head_ns: u64,
     event_ns: Range<usize>,
     end_ns: u64,
+    event_tokens: Option<Range<usize>>,
 }
 
 /// Records of one shard on their way to the writer.
@@ -78,6 +93,8 @@ pub(super) struct Batch {
     ids: Vec<u8>,
     /// Every record's event times, back to back.
     event_ns: Vec<u64>,
+    /// The token counts of grouped records' events, back to back.
+    event_tokens: Vec<u32>,
 }
 
 impl Batch {
@@ -87,6 +104,7 @@ impl Batch {
             records: Vec::with_capacity(BATCH_RECORDS),
             ids: Vec::with_capacity(previous.ids.len()),
             event_ns: Vec::with_capacity(previous.event_ns.len()),
+            event_tokens: Vec::with_capacity(previous.event_tokens.len()),
         }
     }
 
@@ -98,6 +116,11 @@ impl Batch {
         });
         let start = self.event_ns.len();
         self.event_ns.extend_from_slice(&stamps.event_ns);
+        let event_tokens = stamps.grouped.then(|| {
+            let start = self.event_tokens.len();
+            self.event_tokens.extend_from_slice(&stamps.event_tokens);
+            start..self.event_tokens.len()
+        });
         self.records.push(Record {
             request_id,
             stream,
@@ -105,6 +128,7 @@ impl Batch {
             head_ns: stamps.head_ns,
             event_ns: start..self.event_ns.len(),
             end_ns: stamps.end_ns,
+            event_tokens,
         });
     }
 
@@ -124,16 +148,28 @@ impl Batch {
                 ",\"stream\":{},\"read_ns\":{},\"head_ns\":{},\"event_ns\":[",
                 r.stream, r.read_ns, r.head_ns
             )?;
-            for (i, ns) in self.event_ns[r.event_ns.clone()].iter().enumerate() {
-                if i > 0 {
-                    w.write_all(b",")?;
-                }
-                write!(w, "{ns}")?;
+            write_list(w, &self.event_ns[r.event_ns.clone()])?;
+            write!(w, "],\"end_ns\":{}", r.end_ns)?;
+            if let Some(range) = &r.event_tokens {
+                w.write_all(b",\"event_tokens\":[")?;
+                write_list(w, &self.event_tokens[range.clone()])?;
+                w.write_all(b"]")?;
             }
-            writeln!(w, "],\"end_ns\":{}}}", r.end_ns)?;
+            w.write_all(b"}\n")?;
         }
         Ok(())
     }
+}
+
+/// Writes `items` comma-separated.
+fn write_list(w: &mut impl Write, items: &[impl std::fmt::Display]) -> io::Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        write!(w, "{item}")?;
+    }
+    Ok(())
 }
 
 /// What the writer thread receives.
@@ -260,6 +296,7 @@ mod tests {
             head_ns,
             event_ns: event_ns.to_vec(),
             end_ns,
+            ..Stamps::default()
         }
     }
 
@@ -269,6 +306,14 @@ mod tests {
         batch.push(Some(b"req-1"), true, 10, &stamps(11, &[12, 13, 14], 15));
         batch.push(None, false, 20, &stamps(21, &[], 21));
         batch.push(Some(b"a\"b\\c\n\xff"), true, 30, &stamps(31, &[32], 33));
+        let mut grouped = Stamps::default();
+        grouped.begin(true);
+        grouped.head_ns = 41;
+        grouped.event(4);
+        grouped.event(1);
+        grouped.event_ns = vec![42, 43];
+        grouped.end_ns = 44;
+        batch.push(None, true, 40, &grouped);
         let mut out = Vec::new();
         batch.write_lines(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -279,6 +324,7 @@ mod tests {
                 r#"{"request_id":"req-1","stream":true,"read_ns":10,"head_ns":11,"event_ns":[12,13,14],"end_ns":15}"#,
                 r#"{"request_id":null,"stream":false,"read_ns":20,"head_ns":21,"event_ns":[],"end_ns":21}"#,
                 r#"{"request_id":"a\"b\\c\n�","stream":true,"read_ns":30,"head_ns":31,"event_ns":[32],"end_ns":33}"#,
+                r#"{"request_id":null,"stream":true,"read_ns":40,"head_ns":41,"event_ns":[42,43],"end_ns":44,"event_tokens":[4,1]}"#,
             ]
         );
         assert!(text.ends_with('\n'));
