@@ -181,7 +181,10 @@ mod tests {
             // dict.update: the given value wins; a new key goes last, an existing one stays.
             assert_eq!(body["temperature"], 0.5, "{api:?}");
             if api != Api::Triton {
-                assert_eq!(body.keys().next_back().map(String::as_str), Some("temperature"));
+                assert_eq!(
+                    body.keys().next_back().map(String::as_str),
+                    Some("temperature")
+                );
             }
         }
         let chat = parse(&request_body(Api::Chat, "m", "hi", 7, false, &Map::new()));

@@ -15,11 +15,17 @@ pub struct Mock {
 
 impl Mock {
     pub fn start(ttft_ms: f64, itl_ms: f64) -> Mock {
+        Mock::start_with(ttft_ms, itl_ms, &[])
+    }
+
+    /// With extra mock flags.
+    pub fn start_with(ttft_ms: f64, itl_ms: f64, extra: &[&str]) -> Mock {
         let mut child = Command::new(BIN)
             .args(["mock", "--port", "0", "--ttft-ms"])
             .arg(ttft_ms.to_string())
             .arg("--itl-ms")
             .arg(itl_ms.to_string())
+            .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
