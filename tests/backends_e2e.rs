@@ -83,11 +83,12 @@ fn sglang_chunks_of_several_tokens_split_their_gap() {
     let itl = value(&stdout, "Mean ITL (ms):");
     assert!((3.8..5.0).contains(&itl), "mean ITL {itl}");
     // The first chunk carries tokens 1-4, so TTFT is token 4's time (20 + 3·4 ms) and TPOT
-    // spreads the rest over 7 tokens: (8 − 4)·4 / 7 ≈ 2.3 ms, as SGLang reports it.
+    // spreads the rest over 7 tokens: (8 − 4)·4 / 7 ≈ 2.3 ms, as SGLang reports it (less when
+    // the first chunk is read late on a loaded machine).
     let ttft = value(&stdout, "Mean TTFT (ms):");
     assert!((32.0..42.0).contains(&ttft), "mean TTFT {ttft}");
     let tpot = value(&stdout, "Mean TPOT (ms):");
-    assert!((2.2..2.9).contains(&tpot), "mean TPOT {tpot}");
+    assert!((1.5..2.9).contains(&tpot), "mean TPOT {tpot}");
 }
 
 #[test]
