@@ -18,6 +18,15 @@ pub enum Api {
     Tgi,
     /// Triton / TensorRT-LLM `/v2/models/ensemble/generate_stream`.
     Triton,
+    /// DeepSpeed-MII `/mii/benchmark`: one JSON body, not streamed.
+    Mii,
+}
+
+impl Api {
+    /// Whether replies are event streams (else one JSON body).
+    pub fn is_streamed(self) -> bool {
+        self != Api::Mii
+    }
 }
 
 /// Every accepted `--backend` value, its API and the endpoint used when `--endpoint` is left
@@ -44,6 +53,7 @@ const BACKENDS: &[(&str, Api, &str)] = &[
         "/v2/models/ensemble/generate_stream",
     ),
     ("trt", Api::Triton, "/v2/models/ensemble/generate_stream"),
+    ("deepspeed-mii", Api::Mii, "/mii/benchmark"),
 ];
 
 /// The default of `--endpoint` (vLLM's): replaced by the backend's own endpoint when left as is.

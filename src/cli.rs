@@ -54,7 +54,7 @@ pub struct BenchArgs {
     /// Backend (request and stream format): vllm, openai, lmdeploy, scalellm, sglang-oai,
     /// llama.cpp, truss (OpenAI Completions); openai-chat, vllm-chat, sglang-oai-chat,
     /// lmdeploy-chat (Chat Completions); openai-responses; sglang, sglang-native (SGLang
-    /// /generate); tgi; tensorrt-llm, trt (Triton). See docs/BACKENDS.md.
+    /// /generate); tgi; tensorrt-llm, trt (Triton); deepspeed-mii. See docs/BACKENDS.md.
     #[arg(long, default_value = "openai")]
     pub backend: String,
     /// Label (prefix) of the result file name; defaults to the backend.

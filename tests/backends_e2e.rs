@@ -74,6 +74,27 @@ fn every_backend_runs_against_the_mock() {
 }
 
 #[test]
+fn deepspeed_mii_replies_are_one_body() {
+    // Not streamed: the whole reply comes at TTFT + 7·ITL = 48 ms; vLLM's legacy client
+    // records TTFT as 0 and the latency at the reply's end.
+    let mock = Mock::start(20.0, 4.0);
+    let stdout = run(
+        &mock,
+        "deepspeed-mii",
+        &["--percentile-metrics", "ttft,tpot,itl,e2el"],
+    );
+    assert_eq!(value(&stdout, "Successful requests:"), 24.0, "{stdout}");
+    assert_eq!(value(&stdout, "Mean TTFT (ms):"), 0.0);
+    let e2el = value(&stdout, "Mean E2EL (ms):");
+    assert!((48.0..60.0).contains(&e2el), "mean E2EL {e2el}");
+    let generated = value(&stdout, "Total generated tokens:");
+    assert!(
+        (24.0 * 8.0..=24.0 * 16.0).contains(&generated),
+        "{generated}"
+    );
+}
+
+#[test]
 fn sglang_chunks_of_several_tokens_split_their_gap() {
     // The mock sends a chunk every 4 tokens; SGLang's client rule spreads each chunk's gap over
     // its tokens, so ITL is still the per-token time and the token count is exact.

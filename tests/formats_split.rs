@@ -4,7 +4,8 @@
 
 use servebench::backend::Api;
 use servebench::proto::{
-    decode_stream_event, unescape_into, Event, Progress, ResponseParser, StreamEvent,
+    decode_stream_event, decode_whole_body, unescape_into, Event, Progress, ResponseParser,
+    StreamEvent,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,4 +211,39 @@ fn malformed_events_are_errors_not_panics() {
     for (api, data) in cases {
         assert!(decode_stream_event(api, b"", data).is_err(), "{api:?}");
     }
+}
+
+#[test]
+fn a_whole_reply_is_body_bytes_however_split() {
+    let body = r#"{"text":["Hello \u00e9 world"]}"#;
+    let input = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let collect = |cuts: &[usize]| {
+        let mut parser = ResponseParser::new();
+        parser.set_streamed(false);
+        let mut got = Vec::new();
+        let mut start = 0;
+        for cut in cuts.iter().copied().chain(std::iter::once(input.len())) {
+            parser
+                .feed(&input.as_bytes()[start..cut], &mut |e| {
+                    if let Event::Body(b) = e {
+                        got.extend_from_slice(b);
+                    }
+                })
+                .unwrap();
+            start = cut;
+        }
+        got
+    };
+    for i in 0..=input.len() {
+        assert_eq!(collect(&[i]), body.as_bytes(), "split at {i}");
+    }
+    let (text, usage) = decode_whole_body(Api::Mii, body.as_bytes()).unwrap();
+    let mut s = String::new();
+    unescape_into(text.as_bytes(), &mut s).unwrap();
+    assert_eq!((s.as_str(), usage), ("Hello é world", None));
+    assert!(decode_whole_body(Api::Mii, b"{\"text\":\"no list\"}").is_err());
+    assert!(decode_whole_body(Api::Chat, body.as_bytes()).is_err());
 }

@@ -10,12 +10,14 @@ use glommio::net::TcpStream;
 
 use crate::backend::Api;
 use crate::proto::{
-    decode_completion_event, decode_stream_event, CompletionEvent, Event, Progress, ResponseParser,
-    StreamEvent,
+    decode_completion_event, decode_stream_event, decode_whole_body, CompletionEvent, Event,
+    Progress, ResponseParser, StreamEvent,
 };
 use crate::record::RequestRecord;
 
 const READ_BUF: usize = 16 * 1024;
+/// The largest whole (not streamed) reply body accepted.
+const MAX_WHOLE_BODY: usize = 64 << 20;
 /// How much of an error response body is kept for the report.
 const ERROR_BODY_KEEP: usize = 1024;
 
@@ -38,7 +40,11 @@ impl Conn {
             api,
             stream: None,
             buf: vec![0; READ_BUF].into_boxed_slice(),
-            parser: ResponseParser::new(),
+            parser: {
+                let mut p = ResponseParser::new();
+                p.set_streamed(api.is_streamed());
+                p
+            },
             opened: 0,
         }
     }
@@ -224,6 +230,8 @@ pub(crate) struct StreamState {
     /// taken, and the server's completion count at the last event.
     cumulative_len: usize,
     tokens_so_far: u64,
+    /// A successful reply's body, for backends that do not stream.
+    whole: Vec<u8>,
 }
 
 impl StreamState {
@@ -239,6 +247,7 @@ impl StreamState {
             api,
             cumulative_len: 0,
             tokens_so_far: 0,
+            whole: Vec::new(),
         }
     }
 
@@ -253,6 +262,7 @@ impl StreamState {
         self.error_body.clear();
         self.cumulative_len = 0;
         self.tokens_so_far = 0;
+        self.whole.clear();
     }
 
     pub(crate) fn on_event(&mut self, rec: &mut RequestRecord, ev: Event<'_>) {
@@ -262,6 +272,15 @@ impl StreamState {
                 self.keep_alive = h.keep_alive;
                 if !h.is_success() {
                     self.error = Some(format!("HTTP {} {}", h.status, h.reason()));
+                }
+            }
+            Event::Body(bytes) if self.status == 200 && !self.api.is_streamed() => {
+                if self.whole.len() + bytes.len() > MAX_WHOLE_BODY {
+                    self.error.get_or_insert_with(|| {
+                        format!("reply body exceeds {MAX_WHOLE_BODY} bytes")
+                    });
+                } else {
+                    self.whole.extend_from_slice(bytes);
                 }
             }
             Event::Body(bytes) => {
@@ -370,12 +389,32 @@ impl StreamState {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
+        if !self.api.is_streamed() {
+            return self.finish_whole(rec);
+        }
         let Some(last) = self.last_token else {
             return Err(
                 "Never received a valid chunk to calculate TTFT.This response will be marked as failed!".into(),
             );
         };
         rec.latency_ns = ns_between(self.start, last);
+        rec.success = true;
+        Ok(())
+    }
+}
+
+impl StreamState {
+    /// A reply that is one body: its end is both the first and the last token (vLLM's legacy
+    /// deepspeed-mii client records TTFT as 0).
+    fn finish_whole(&mut self, rec: &mut RequestRecord) -> Result<(), String> {
+        let (text, usage) =
+            decode_whole_body(self.api, &self.whole).map_err(|e| format!("bad reply body: {e}"))?;
+        rec.text_raw.extend_from_slice(text.as_bytes());
+        if let Some(u) = usage {
+            on_usage(rec, u.prompt_tokens, u.completion_tokens);
+        }
+        rec.ttft_ns = 0;
+        rec.latency_ns = ns_between(self.start, self.now);
         rec.success = true;
         Ok(())
     }

@@ -116,6 +116,13 @@ pub fn request_body(
                 body.insert("end_id".into(), Value::from(1_048_576));
             }
         }
+        Api::Mii => {
+            // vLLM's legacy deepspeed-mii client.
+            body.insert("prompt".into(), Value::from(prompt));
+            body.insert("max_tokens".into(), Value::from(max_tokens));
+            body.insert("temperature".into(), Value::from(0.01));
+            body.insert("top_p".into(), Value::from(1.0));
+        }
     }
     for (key, value) in extra_body {
         body.insert(key.clone(), value.clone());

@@ -55,6 +55,25 @@ pub fn decode_stream_event<'a>(
         Api::SglangGenerate => sglang(data),
         Api::Tgi => tgi(data),
         Api::Triton => triton(data),
+        Api::Mii => Err(shape(data, "DeepSpeed-MII replies are not streamed")),
+    }
+}
+
+/// The output of a whole (not streamed) reply: its text, still escaped, and usage if any.
+pub fn decode_whole_body(api: Api, body: &[u8]) -> Result<(&str, Option<Usage>), ProtoError> {
+    match api {
+        Api::Mii => {
+            // `{"text": ["..."]}`: the first (only) generation.
+            #[derive(Deserialize)]
+            struct Reply<'a> {
+                #[serde(borrow)]
+                text: Vec<&'a RawValue>,
+            }
+            let reply: Reply = parse(body)?;
+            let text = raw_str(reply.text.first().copied(), body)?;
+            Ok((text.unwrap_or(""), None))
+        }
+        _ => Err(shape(body, "this backend's replies are streamed")),
     }
 }
 

@@ -26,7 +26,7 @@ mod error;
 pub use chunked::ChunkedDecoder;
 pub use completions::{decode_completion_event, unescape_into, CompletionEvent, JsonStr, Usage};
 pub use error::ProtoError;
-pub use formats::{decode_stream_event, StreamEvent};
+pub use formats::{decode_stream_event, decode_whole_body, StreamEvent};
 pub use http_head::{Framing, ResponseHead, MAX_HEADERS, MAX_HEAD_BYTES};
 pub use response::{Event, Progress, ResponseParser};
 pub use sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_SIZE};

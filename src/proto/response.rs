@@ -49,6 +49,8 @@ pub struct ResponseParser {
     chunked: ChunkedDecoder,
     sse: SseParser,
     body_is_sse: bool,
+    /// See [`ResponseParser::set_streamed`].
+    streamed: bool,
     received: u64,
 }
 
@@ -76,8 +78,15 @@ impl ResponseParser {
             chunked: ChunkedDecoder::new(),
             sse,
             body_is_sse: false,
+            streamed: true,
             received: 0,
         }
+    }
+
+    /// Whether a successful response's body is an event stream (the default) or one whole
+    /// body, delivered as [`Event::Body`] (backends that do not stream). Kept across `reset`.
+    pub fn set_streamed(&mut self, streamed: bool) {
+        self.streamed = streamed;
     }
 
     /// Ready for the next response on the same (or a new) connection.
@@ -169,7 +178,7 @@ impl ResponseParser {
                     if head.status < 200 {
                         continue;
                     }
-                    self.body_is_sse = head.is_success();
+                    self.body_is_sse = head.is_success() && self.streamed;
                     self.stage = match head.framing {
                         Framing::Empty | Framing::Length(0) => Stage::Done,
                         Framing::Length(n) => Stage::Length { remaining: n },

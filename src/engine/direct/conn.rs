@@ -90,7 +90,11 @@ impl Conn {
             recv_armed: false,
             sending: false,
             job: None,
-            parser: ResponseParser::new(),
+            parser: {
+                let mut p = ResponseParser::new();
+                p.set_streamed(api.is_streamed());
+                p
+            },
             stream: StreamState::new(now, api),
         }
     }
