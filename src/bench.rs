@@ -196,15 +196,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         report::parse_percentiles(&args.metric_percentiles).map_err(anyhow::Error::msg)?;
     let mut headers = parse_pairs(&args.header, "--header")?;
     let metadata = parse_pairs(&args.metadata, "--metadata")?;
-    let extra_body = match &args.extra_body {
-        None => Map::new(),
-        Some(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                bail!("--extra-body must be a JSON object, e.g. '{{\"temperature\": 0}}' (got {s})")
-            }
-        },
-    };
+    let extra_body = request_extras(args, &backend)?;
 
     let target = Target::from_flags(args.base_url.as_deref(), &args.host, args.port)?;
     let (model_id, model_name) = match &args.model {
@@ -285,6 +277,45 @@ fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, Stri
         .collect()
 }
 
+/// What is merged into every body: the sampling flags that were given, `--logprobs`, then
+/// `--extra-body` (vLLM's order, so the user's JSON wins).
+fn request_extras(args: &BenchArgs, backend: &Backend) -> anyhow::Result<Map<String, Value>> {
+    let mut extras = Map::new();
+    let float = |v: Option<f64>| v.and_then(serde_json::Number::from_f64).map(Value::Number);
+    for (key, value) in [
+        ("top_p", float(args.top_p)),
+        ("top_k", args.top_k.map(Value::from)),
+        ("min_p", float(args.min_p)),
+        ("temperature", float(args.temperature)),
+        ("frequency_penalty", float(args.frequency_penalty)),
+        ("presence_penalty", float(args.presence_penalty)),
+        ("repetition_penalty", float(args.repetition_penalty)),
+    ] {
+        if let Some(v) = value {
+            extras.insert(key.into(), v);
+        }
+    }
+    if !extras.is_empty() && !backend.is_openai_compatible() {
+        bail!(
+            "Sampling parameters are only supported by openai-compatible backends (--backend {} \
+             is not); pass them with --extra-body in the format this backend expects",
+            backend.name
+        );
+    }
+    if let Some(n) = args.logprobs {
+        extras.insert("logprobs".into(), Value::from(n));
+    }
+    if let Some(s) = &args.extra_body {
+        match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => extras.extend(m),
+            _ => {
+                bail!("--extra-body must be a JSON object, e.g. '{{\"temperature\": 0}}' (got {s})")
+            }
+        }
+    }
+    Ok(extras)
+}
+
 /// `--tokenizer`, else `--model` when it is a local path, else the embedded default.
 fn load_tokenizer(flag: Option<&str>, model: &str) -> anyhow::Result<Tokenizer> {
     if let Some(t) = flag {
@@ -298,4 +329,55 @@ fn load_tokenizer(flag: Option<&str>, model: &str) -> anyhow::Result<Tokenizer> 
         "WARNING: no --tokenizer given and --model '{model}' is not a local path: prompts are built with the embedded default tokenizer (servebench-default). Pass --tokenizer PATH for the model's own token counts."
     );
     Ok(Tokenizer::embedded_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::DEFAULT_ENDPOINT;
+    use crate::cli::{normalize_args, Cli};
+    use clap::Parser;
+
+    fn args(flags: &[&str]) -> BenchArgs {
+        let argv = std::iter::once("servebench")
+            .chain(flags.iter().copied())
+            .map(String::from);
+        Cli::try_parse_from(normalize_args(argv)).unwrap().bench
+    }
+
+    fn extras(flags: &[&str]) -> anyhow::Result<Map<String, Value>> {
+        let a = args(flags);
+        let backend = Backend::resolve(&a.backend, DEFAULT_ENDPOINT)?;
+        request_extras(&a, &backend)
+    }
+
+    #[test]
+    fn sampling_flags_are_sent_only_when_given_and_extra_body_wins() {
+        assert!(extras(&[]).unwrap().is_empty());
+        let m = extras(&[
+            "--temperature",
+            "0.7",
+            "--top_k",
+            "5",
+            "--logprobs",
+            "2",
+            "--extra-request-body",
+            r#"{"top_k": 9, "seed": 1}"#,
+        ])
+        .unwrap();
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["top_k", "temperature", "logprobs", "seed"]);
+        assert_eq!(
+            (m["top_k"].as_i64(), m["temperature"].as_f64()),
+            (Some(9), Some(0.7))
+        );
+    }
+
+    #[test]
+    fn sampling_flags_are_refused_where_the_api_has_no_such_fields() {
+        let e = extras(&["--backend", "tgi", "--top-p", "0.9"]).unwrap_err();
+        assert!(e.to_string().contains("openai-compatible"), "{e}");
+        assert!(extras(&["--backend", "openai-chat", "--top-p", "0.9"]).is_ok());
+        assert!(extras(&["--extra-body", "[1]"]).is_err());
+    }
 }

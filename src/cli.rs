@@ -86,9 +86,27 @@ pub struct BenchArgs {
     /// Prefix of the x-request-id header (default: bench-<8 random hex>-).
     #[arg(long)]
     pub request_id_prefix: Option<String>,
-    /// JSON object merged into every request body.
-    #[arg(long)]
+    /// JSON object merged into every request body (last, so its keys win).
+    #[arg(long, alias = "extra-request-body")]
     pub extra_body: Option<String>,
+    /// Sampling parameters, sent only when given (OpenAI-compatible backends only).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    #[arg(long)]
+    pub top_k: Option<i64>,
+    #[arg(long)]
+    pub min_p: Option<f64>,
+    #[arg(long)]
+    pub frequency_penalty: Option<f64>,
+    #[arg(long)]
+    pub presence_penalty: Option<f64>,
+    #[arg(long)]
+    pub repetition_penalty: Option<f64>,
+    /// Log probabilities per output token (the Completions body's `logprobs`).
+    #[arg(long)]
+    pub logprobs: Option<u32>,
 
     // --- workload ------------------------------------------------------------------------
     #[arg(long, default_value = "random")]
