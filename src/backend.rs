@@ -27,6 +27,21 @@ impl Api {
     pub fn is_streamed(self) -> bool {
         self != Api::Mii
     }
+
+    /// Whether `--disable-stream` can ask this API for one JSON body instead of a stream.
+    pub fn can_disable_stream(self) -> bool {
+        matches!(
+            self,
+            Api::Completions | Api::Chat | Api::Responses | Api::SglangGenerate
+        )
+    }
+}
+
+/// How replies come back: the API, and whether as a stream or one body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wire {
+    pub api: Api,
+    pub streamed: bool,
 }
 
 /// Every accepted `--backend` value, its API and the endpoint used when `--endpoint` is left

@@ -160,6 +160,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
     let backend = Backend::resolve(&args.backend, &args.endpoint)?;
+    if args.disable_stream && !backend.api.can_disable_stream() {
+        bail!(
+            "--disable-stream: --backend {} always streams (or never does); drop the flag",
+            backend.name
+        );
+    }
     if args.dataset_name != "random" {
         bail!(
             "--dataset-name {}: this build generates the 'random' dataset only",
@@ -227,6 +233,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
 
     let plan_cfg = PlanConfig {
         api: backend.api,
+        stream: !args.disable_stream,
         model: model_name.clone().unwrap_or_else(|| model_id.clone()),
         host_header: target.host_header.clone(),
         path: target.path(&backend.endpoint),

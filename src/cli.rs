@@ -104,6 +104,9 @@ pub struct BenchArgs {
     pub presence_penalty: Option<f64>,
     #[arg(long)]
     pub repetition_penalty: Option<f64>,
+    /// Ask for one JSON reply instead of a stream (then TTFT = E2EL); OpenAI APIs and SGLang.
+    #[arg(long)]
+    pub disable_stream: bool,
     /// Log probabilities per output token (the Completions body's `logprobs`).
     #[arg(long)]
     pub logprobs: Option<u32>,

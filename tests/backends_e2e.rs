@@ -95,6 +95,49 @@ fn deepspeed_mii_replies_are_one_body() {
 }
 
 #[test]
+fn disable_stream_reads_one_body_and_ttft_is_the_latency() {
+    let mock = Mock::start(20.0, 4.0);
+    for backend in ["openai", "openai-chat", "openai-responses", "sglang"] {
+        let flags = [
+            "--disable-stream",
+            "--percentile-metrics",
+            "ttft,tpot,itl,e2el",
+        ];
+        let stdout = run(&mock, backend, &flags);
+        assert_eq!(
+            value(&stdout, "Successful requests:"),
+            24.0,
+            "{backend}:\n{stdout}"
+        );
+        assert_eq!(
+            value(&stdout, "Total generated tokens:"),
+            24.0 * 8.0,
+            "{backend}"
+        );
+        // The whole reply comes at 20 + 7·4 = 48 ms.
+        let ttft = value(&stdout, "Mean TTFT (ms):");
+        let e2el = value(&stdout, "Mean E2EL (ms):");
+        assert!((48.0..60.0).contains(&ttft), "{backend}: TTFT {ttft}");
+        assert!(
+            (ttft - e2el).abs() < 0.01,
+            "{backend}: TTFT {ttft} vs E2EL {e2el}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args([
+            "--backend",
+            "tgi",
+            "--disable-stream",
+            "--base-url",
+            &mock.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--disable-stream"));
+}
+
+#[test]
 fn sglang_chunks_of_several_tokens_split_their_gap() {
     // The mock sends a chunk every 4 tokens; SGLang's client rule spreads each chunk's gap over
     // its tokens, so ITL is still the per-token time and the token count is exact.

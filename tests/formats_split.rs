@@ -247,3 +247,46 @@ fn a_whole_reply_is_body_bytes_however_split() {
     assert!(decode_whole_body(Api::Mii, b"{\"text\":\"no list\"}").is_err());
     assert!(decode_whole_body(Api::Chat, body.as_bytes()).is_err());
 }
+
+#[test]
+fn whole_replies_of_every_api() {
+    let text = |api, body: &str| {
+        let (t, u) = decode_whole_body(api, body.as_bytes()).unwrap();
+        let mut s = String::new();
+        unescape_into(t.as_bytes(), &mut s).unwrap();
+        (s, u.and_then(|u| u.completion_tokens))
+    };
+    assert_eq!(
+        text(
+            Api::Completions,
+            r#"{"id":"c","object":"text_completion","choices":[{"index":0,"text":"a\nb","finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#
+        ),
+        ("a\nb".into(), Some(2))
+    );
+    assert_eq!(
+        text(
+            Api::Chat,
+            r#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"reasoning_content":"hmm"},"finish_reason":"length"}],"usage":{"completion_tokens":1}}"#
+        ),
+        ("hmm".into(), Some(1))
+    );
+    assert_eq!(
+        text(
+            Api::Responses,
+            r#"{"id":"r","output":[{"type":"reasoning","summary":[]},{"type":"message","content":[{"type":"output_text","text":"hi"}]}],"usage":{"input_tokens":4,"output_tokens":1}}"#
+        ),
+        ("hi".into(), Some(1))
+    );
+    assert_eq!(
+        text(
+            Api::SglangGenerate,
+            r#"{"text":"x y","meta_info":{"prompt_tokens":2,"completion_tokens":2}}"#
+        ),
+        ("x y".into(), Some(2))
+    );
+    let e = decode_whole_body(Api::Chat, br#"{"error":{"message":"model overloaded"}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model overloaded"), "{e}");
+    assert!(decode_whole_body(Api::Completions, br#"{"choices":[]}"#).is_err());
+}

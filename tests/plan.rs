@@ -10,6 +10,7 @@ use servebench::tokenizer::Tokenizer;
 fn config(num_prompts: usize, input_len: usize, range_ratio: f64, prefix_len: usize) -> PlanConfig {
     PlanConfig {
         api: servebench::backend::Api::Completions,
+        stream: true,
         model: "test-model".into(),
         host_header: "127.0.0.1:8000".into(),
         path: "/v1/completions".into(),

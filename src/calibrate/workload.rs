@@ -60,6 +60,7 @@ impl Workload {
         }
         Ok(Plan {
             api: crate::backend::Api::Completions,
+            streamed: true,
             requests,
             length_mismatch_tokens: 0,
         })

@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::backend::Api;
+use crate::backend::{Api, Wire};
 use crate::proto::{
     decode_completion_event, decode_stream_event, decode_whole_body, CompletionEvent, Event,
     Progress, ResponseParser, StreamEvent,
@@ -25,7 +25,7 @@ const ERROR_BODY_KEEP: usize = 1024;
 /// all reused from request to request.
 pub struct Conn {
     addr: SocketAddr,
-    api: Api,
+    wire: Wire,
     stream: Option<TcpStream>,
     buf: Box<[u8]>,
     parser: ResponseParser,
@@ -34,15 +34,15 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(addr: SocketAddr, api: Api) -> Self {
+    pub fn new(addr: SocketAddr, wire: Wire) -> Self {
         Conn {
             addr,
-            api,
+            wire,
             stream: None,
             buf: vec![0; READ_BUF].into_boxed_slice(),
             parser: {
                 let mut p = ResponseParser::new();
-                p.set_streamed(api.is_streamed());
+                p.set_streamed(wire.streamed);
                 p
             },
             opened: 0,
@@ -129,7 +129,7 @@ async fn send_and_read(
         stream,
         buf,
         parser,
-        api,
+        wire: reply_wire,
         addr,
         ..
     } = conn;
@@ -140,7 +140,7 @@ async fn send_and_read(
         .map_err(|e| Failure::BeforeResponse(send_error(*addr, &e)))?;
     rec.sent_ns = rec.start_ns + ns_between(start, Instant::now());
     parser.reset();
-    let mut st = StreamState::new(start, *api);
+    let mut st = StreamState::new(start, *reply_wire);
     let mut received = 0usize;
     loop {
         let n = match stream.read(buf).await {
@@ -226,6 +226,7 @@ pub(crate) struct StreamState {
     error: Option<String>,
     error_body: Vec<u8>,
     api: Api,
+    streamed: bool,
     /// SGLang's stream repeats the whole text so far: how much of it (escaped bytes) has been
     /// taken, and the server's completion count at the last event.
     cumulative_len: usize,
@@ -235,7 +236,7 @@ pub(crate) struct StreamState {
 }
 
 impl StreamState {
-    pub(crate) fn new(start: Instant, api: Api) -> Self {
+    pub(crate) fn new(start: Instant, wire: Wire) -> Self {
         StreamState {
             start,
             now: start,
@@ -244,7 +245,8 @@ impl StreamState {
             keep_alive: false,
             error: None,
             error_body: Vec::new(),
-            api,
+            api: wire.api,
+            streamed: wire.streamed,
             cumulative_len: 0,
             tokens_so_far: 0,
             whole: Vec::new(),
@@ -274,7 +276,7 @@ impl StreamState {
                     self.error = Some(format!("HTTP {} {}", h.status, h.reason()));
                 }
             }
-            Event::Body(bytes) if self.status == 200 && !self.api.is_streamed() => {
+            Event::Body(bytes) if self.status == 200 && !self.streamed => {
                 if self.whole.len() + bytes.len() > MAX_WHOLE_BODY {
                     self.error.get_or_insert_with(|| {
                         format!("reply body exceeds {MAX_WHOLE_BODY} bytes")
@@ -389,7 +391,7 @@ impl StreamState {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if !self.api.is_streamed() {
+        if !self.streamed {
             return self.finish_whole(rec);
         }
         let Some(last) = self.last_token else {
@@ -404,8 +406,9 @@ impl StreamState {
 }
 
 impl StreamState {
-    /// A reply that is one body: its end is both the first and the last token (vLLM's legacy
-    /// deepspeed-mii client records TTFT as 0).
+    /// A reply that is one body: its end is both the first and the last token, so TTFT is the
+    /// latency (SGLang's non-streamed rule), except that vLLM's legacy deepspeed-mii client
+    /// records TTFT as 0.
     fn finish_whole(&mut self, rec: &mut RequestRecord) -> Result<(), String> {
         let (text, usage) =
             decode_whole_body(self.api, &self.whole).map_err(|e| format!("bad reply body: {e}"))?;
@@ -413,8 +416,12 @@ impl StreamState {
         if let Some(u) = usage {
             on_usage(rec, u.prompt_tokens, u.completion_tokens);
         }
-        rec.ttft_ns = 0;
         rec.latency_ns = ns_between(self.start, self.now);
+        rec.ttft_ns = if self.api == Api::Mii {
+            0
+        } else {
+            rec.latency_ns
+        };
         rec.success = true;
         Ok(())
     }

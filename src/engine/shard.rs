@@ -47,7 +47,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     let (max_workers, initial) = spec.pool_size(mine.len());
 
     let mut conns: Vec<Conn> = (0..initial)
-        .map(|_| Conn::new(spec.addr, plan.api))
+        .map(|_| Conn::new(spec.addr, plan.wire()))
         .collect();
     for c in conns.iter_mut() {
         c.preconnect().await;
@@ -130,7 +130,7 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
             && shard.workers.get() < shard.max_workers;
         if grow {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
-            spawn_worker(&shard, Conn::new(shard.spec.addr, shard.plan.api));
+            spawn_worker(&shard, Conn::new(shard.spec.addr, shard.plan.wire()));
         }
         exchange(&mut conn, &req.wire, &mut rec, shard.t0).await;
 

@@ -40,6 +40,17 @@ pub fn completions_body(
     Value::Object(body).to_string().into_bytes()
 }
 
+/// The same body asking for one JSON reply: `"stream": false` in place, `stream_options`
+/// dropped (OpenAI servers refuse it without streaming).
+pub fn without_streaming(body: &[u8]) -> Vec<u8> {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
+    map.insert("stream".into(), Value::Bool(false));
+    map.shift_remove("stream_options");
+    Value::Object(map).to_string().into_bytes()
+}
+
 /// The body of one streamed request in the format of `api`, with the keys in the order the
 /// anchor clients send them, `ignore_eos` where the format has it, and `extra_body` merged
 /// last (Python's `dict.update`).

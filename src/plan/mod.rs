@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use serde_json::{Map, Value};
 
-use crate::backend::Api;
+use crate::backend::{Api, Wire};
 use crate::tokenizer::Tokenizer;
 pub use arrivals::{arrival_times, ArrivalSpec};
 pub use body::{completions_body, request_body};
@@ -26,6 +26,8 @@ pub use random::{LengthRanges, RandomDataset, RandomPrompt, RandomSpec};
 pub struct PlanConfig {
     /// The wire format of the requests (from `--backend`).
     pub api: Api,
+    /// Ask for streamed replies (false with `--disable-stream`).
+    pub stream: bool,
     /// Value of the body's `"model"` field (`--served-model-name`, else `--model`).
     pub model: String,
     pub host_header: String,
@@ -53,11 +55,22 @@ pub struct PlanConfig {
 pub struct Plan {
     /// The wire format the requests are in, and the responses are read as.
     pub api: Api,
+    /// Whether replies are streamed (else each is one body).
+    pub streamed: bool,
     /// In request-index order; arrival times are non-decreasing.
     pub requests: Vec<PlannedRequest>,
     /// Net tokens by which prompts missed their target length after vLLM's retries (positive:
     /// more than asked). vLLM prints the same sum as a warning when it is not zero.
     pub length_mismatch_tokens: i64,
+}
+
+impl Plan {
+    pub fn wire(&self) -> Wire {
+        Wire {
+            api: self.api,
+            streamed: self.streamed,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +123,7 @@ pub fn build(cfg: &PlanConfig, tok: &Tokenizer) -> anyhow::Result<Plan> {
     }
     Ok(Plan {
         api: cfg.api,
+        streamed: cfg.stream && cfg.api.is_streamed(),
         requests,
         length_mismatch_tokens,
     })
@@ -124,7 +138,7 @@ fn build_one(
     let prompt = dataset.prompt(index)?;
     let output_len = u32::try_from(prompt.output_len).context("output length exceeds u32")?;
     let prompt_len = u32::try_from(prompt.prompt_len).context("prompt length exceeds u32")?;
-    let body = request_body(
+    let mut body = request_body(
         cfg.api,
         &cfg.model,
         &prompt.prompt,
@@ -132,6 +146,9 @@ fn build_one(
         cfg.ignore_eos,
         &cfg.extra_body,
     );
+    if !cfg.stream {
+        body = body::without_streaming(&body);
+    }
     let mut headers = Vec::with_capacity(cfg.headers.len() + 1);
     // vLLM sets x-request-id last, over any user header of that name.
     headers.extend(

@@ -61,19 +61,109 @@ pub fn decode_stream_event<'a>(
 
 /// The output of a whole (not streamed) reply: its text, still escaped, and usage if any.
 pub fn decode_whole_body(api: Api, body: &[u8]) -> Result<(&str, Option<Usage>), ProtoError> {
-    match api {
+    #[derive(Deserialize)]
+    struct Whole<'a> {
+        // Completions: choices[0].text; Chat: choices[0].message.content.
+        #[serde(borrow, default)]
+        choices: Option<Vec<WholeChoice<'a>>>,
+        // Responses: output[..].content[..].text.
+        #[serde(borrow, default)]
+        output: Option<Vec<OutputItem<'a>>>,
+        // SGLang: text; MII: text[0].
+        #[serde(borrow, default)]
+        text: Option<&'a RawValue>,
+        #[serde(default)]
+        usage: Option<UsageJson>,
+        #[serde(default)]
+        meta_info: Option<SglangMeta>,
+    }
+    #[derive(Deserialize)]
+    struct WholeChoice<'a> {
+        #[serde(borrow, default)]
+        text: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        message: Option<Delta<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct OutputItem<'a> {
+        #[serde(borrow, default)]
+        content: Option<Vec<OutputPart<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct OutputPart<'a> {
+        #[serde(borrow, default)]
+        text: Option<&'a RawValue>,
+    }
+
+    let reply: Whole = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return Err(error_of(body).map_or(e, |m| shape_msg(body, m))),
+    };
+    if let Some(m) = error_of(body) {
+        return Err(shape_msg(body, m));
+    }
+    let usage = reply.usage.as_ref().map(UsageJson::usage);
+    let text = match api {
+        Api::Completions => {
+            let choice = reply.choices.as_ref().and_then(|c| c.first());
+            raw_str(choice.and_then(|c| c.text), body)?
+        }
+        Api::Chat => {
+            let message = reply
+                .choices
+                .as_ref()
+                .and_then(|c| c.first())
+                .and_then(|c| c.message.as_ref());
+            match message {
+                Some(m) => match raw_str(m.content, body)? {
+                    Some(c) if !c.is_empty() => Some(c),
+                    _ => raw_str(m.reasoning_content, body)?,
+                },
+                None => None,
+            }
+        }
+        Api::Responses => {
+            let part = reply
+                .output
+                .iter()
+                .flatten()
+                .filter_map(|item| item.content.as_ref())
+                .flatten()
+                .find(|p| p.text.is_some());
+            raw_str(part.and_then(|p| p.text), body)?
+        }
+        Api::SglangGenerate => raw_str(reply.text, body)?,
         Api::Mii => {
             // `{"text": ["..."]}`: the first (only) generation.
-            #[derive(Deserialize)]
-            struct Reply<'a> {
-                #[serde(borrow)]
-                text: Vec<&'a RawValue>,
-            }
-            let reply: Reply = parse(body)?;
-            let text = raw_str(reply.text.first().copied(), body)?;
-            Ok((text.unwrap_or(""), None))
+            let list = reply.text.ok_or_else(|| shape(body, "no text list"))?;
+            let items: Vec<&RawValue> = serde_json::from_str(list.get())
+                .map_err(|_| shape(body, "expected a list of strings in text"))?;
+            raw_str(items.first().copied(), body)?
         }
-        _ => Err(shape(body, "this backend's replies are streamed")),
+        Api::Tgi | Api::Triton => return Err(shape(body, "this backend's replies are streamed")),
+    };
+    let Some(text) = text else {
+        return Err(shape(body, "no output text in the reply"));
+    };
+    let usage = usage.or_else(|| {
+        reply.meta_info.as_ref().map(|m| Usage {
+            prompt_tokens: m.prompt_tokens,
+            completion_tokens: m.completion_tokens,
+        })
+    });
+    Ok((text, usage))
+}
+
+/// A reply that carries the server's own error message.
+fn shape_msg(data: &[u8], message: String) -> ProtoError {
+    ProtoError::Json {
+        offset: 0,
+        problem: "the server reported an error",
+        excerpt: if message.is_empty() {
+            excerpt(data)
+        } else {
+            message
+        },
     }
 }
 

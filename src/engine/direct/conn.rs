@@ -5,7 +5,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use crate::backend::Api;
+use crate::backend::Wire;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -81,7 +81,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(now: Instant, api: Api) -> Conn {
+    pub(super) fn new(now: Instant, wire: Wire) -> Conn {
         Conn {
             sock: None,
             gen: 0,
@@ -92,10 +92,10 @@ impl Conn {
             job: None,
             parser: {
                 let mut p = ResponseParser::new();
-                p.set_streamed(api.is_streamed());
+                p.set_streamed(wire.streamed);
                 p
             },
-            stream: StreamState::new(now, api),
+            stream: StreamState::new(now, wire),
         }
     }
 

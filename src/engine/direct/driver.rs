@@ -256,7 +256,7 @@ impl Driver {
         match self.free.pop() {
             Some(s) => s as usize,
             None => {
-                self.conns.push(Conn::new(Instant::now(), self.plan.api));
+                self.conns.push(Conn::new(Instant::now(), self.plan.wire()));
                 self.conns.len() - 1
             }
         }
