@@ -28,6 +28,14 @@ const BACKENDS: [&str; 17] = [
     "trt",
 ];
 
+/// The tests of this file measure latencies: one at a time, so that their clients and mocks do
+/// not share the CPUs with each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn run(mock: &Mock, backend: &str, extra: &[&str]) -> String {
     let out = Command::new(BIN)
         .args(["--backend", backend, "--base-url", &mock.url])
@@ -48,6 +56,7 @@ fn run(mock: &Mock, backend: &str, extra: &[&str]) -> String {
 
 #[test]
 fn every_backend_runs_against_the_mock() {
+    let _serial = serial();
     let mock = Mock::start(20.0, 4.0);
     for backend in BACKENDS {
         let stdout = run(&mock, backend, &[]);
@@ -67,14 +76,15 @@ fn every_backend_runs_against_the_mock() {
             assert_eq!(generated, 24.0 * 8.0, "{backend}:\n{stdout}");
         }
         let ttft = ok("Mean TTFT (ms):");
-        assert!((20.0..30.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
+        assert!((20.0..35.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
         let itl = ok("Mean ITL (ms):");
-        assert!((3.8..5.0).contains(&itl), "{backend}: mean ITL {itl}");
+        assert!((3.8..6.0).contains(&itl), "{backend}: mean ITL {itl}");
     }
 }
 
 #[test]
 fn deepspeed_mii_replies_are_one_body() {
+    let _serial = serial();
     // Not streamed: the whole reply comes at TTFT + 7·ITL = 48 ms; vLLM's legacy client
     // records TTFT as 0 and the latency at the reply's end.
     let mock = Mock::start(20.0, 4.0);
@@ -96,6 +106,7 @@ fn deepspeed_mii_replies_are_one_body() {
 
 #[test]
 fn disable_stream_reads_one_body_and_ttft_is_the_latency() {
+    let _serial = serial();
     let mock = Mock::start(20.0, 4.0);
     for backend in ["openai", "openai-chat", "openai-responses", "sglang"] {
         let flags = [
@@ -139,13 +150,14 @@ fn disable_stream_reads_one_body_and_ttft_is_the_latency() {
 
 #[test]
 fn sglang_chunks_of_several_tokens_split_their_gap() {
+    let _serial = serial();
     // The mock sends a chunk every 4 tokens; SGLang's client rule spreads each chunk's gap over
     // its tokens, so ITL is still the per-token time and the token count is exact.
     let mock = Mock::start_with(20.0, 4.0, &["--sglang-tokens-per-chunk", "4"]);
     let stdout = run(&mock, "sglang", &[]);
     assert_eq!(value(&stdout, "Total generated tokens:"), 24.0 * 8.0);
     let itl = value(&stdout, "Mean ITL (ms):");
-    assert!((3.8..5.0).contains(&itl), "mean ITL {itl}");
+    assert!((3.8..6.0).contains(&itl), "mean ITL {itl}");
     // The first chunk carries tokens 1-4, so TTFT is token 4's time (20 + 3·4 ms) and TPOT
     // spreads the rest over 7 tokens: (8 − 4)·4 / 7 ≈ 2.3 ms, as SGLang reports it (less when
     // the first chunk is read late on a loaded machine).
@@ -157,6 +169,7 @@ fn sglang_chunks_of_several_tokens_split_their_gap() {
 
 #[test]
 fn chat_reasoning_tokens_count_as_output() {
+    let _serial = serial();
     let mock = Mock::start_with(20.0, 4.0, &["--reasoning-tokens", "3"]);
     let stdout = run(&mock, "openai-chat", &[]);
     assert_eq!(value(&stdout, "Total generated tokens:"), 24.0 * 8.0);
@@ -169,6 +182,7 @@ fn chat_reasoning_tokens_count_as_output() {
 
 #[test]
 fn unknown_and_unimplemented_backends_are_refused_before_sending() {
+    let _serial = serial();
     for (backend, needle) in [
         ("gserver", "does not implement"),
         ("nonsense", "choose one of"),
@@ -181,4 +195,47 @@ fn unknown_and_unimplemented_backends_are_refused_before_sending() {
         assert!(!out.status.success());
         assert!(stderr.contains(needle), "{backend}: {stderr}");
     }
+}
+
+#[test]
+fn lora_profile_and_flush_cache_against_the_mock() {
+    let _serial = serial();
+    let mock = Mock::start(20.0, 4.0);
+    for backend in ["vllm", "sglang"] {
+        let stdout = run(
+            &mock,
+            backend,
+            &[
+                "--lora-modules",
+                "a",
+                "b",
+                "--lora-assignment",
+                "round-robin",
+                "--profile",
+                "--flush-cache",
+            ],
+        );
+        assert_eq!(
+            value(&stdout, "Successful requests:"),
+            24.0,
+            "{backend}:\n{stdout}"
+        );
+        assert!(stdout.contains("Profiler started"), "{stdout}");
+        assert!(
+            stdout.contains("Flushed the server's prefix cache"),
+            "{stdout}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args([
+            "--backend",
+            "tgi",
+            "--lora-modules",
+            "a",
+            "--base-url",
+            &mock.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lora-modules"));
 }
