@@ -29,6 +29,8 @@ fn config(num_prompts: usize, input_len: usize) -> PlanConfig {
         seed: 0,
         ignore_eos: true,
         extra_body: Map::new(),
+        lora_modules: Vec::new(),
+        lora_round_robin: false,
     }
 }
 

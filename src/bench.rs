@@ -78,7 +78,37 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
         io_engine: args.io_engine,
     };
-    let mut out = engine::run(plan.clone(), &cfg)?;
+    if args.flush_cache {
+        // SGLang's servers flush at /flush_cache, vLLM's reset at /reset_prefix_cache.
+        let path = if args.backend.starts_with("sglang") {
+            "/flush_cache"
+        } else {
+            "/reset_prefix_cache"
+        };
+        match control::post(&target, path, "{}") {
+            Ok(_) => println!("Flushed the server's prefix cache ({path})."),
+            Err(e) => eprintln!("WARNING: --flush-cache: {e:#}; the run goes on with a warm cache"),
+        }
+    }
+    let profiling = args.profile
+        && match control::post(&target, "/start_profile", "{}") {
+            Ok(_) => {
+                println!("Profiler started");
+                true
+            }
+            Err(e) => {
+                eprintln!("WARNING: --profile: {e:#}; the run goes on without profiling");
+                false
+            }
+        };
+    let run = engine::run(plan.clone(), &cfg);
+    if profiling {
+        println!("Stopping profiler...");
+        if let Err(e) = control::post(&target, "/stop_profile", "{}") {
+            eprintln!("WARNING: --profile: {e:#}");
+        }
+    }
+    let mut out = run?;
     // CLOCK_MONOTONIC is what Python's perf_counter reads on Linux.
     let t0_mono_s = crate::clock::MonoAnchor::now().to_ns(out.t0) as f64 / 1e9;
 
@@ -160,6 +190,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
     let backend = Backend::resolve(&args.backend, &args.endpoint)?;
+    if !args.lora_modules.is_empty()
+        && !(backend.is_openai_compatible() || backend.api == crate::backend::Api::SglangGenerate)
+    {
+        bail!(
+            "--lora-modules: --backend {} has no way to name an adapter; use an OpenAI or SGLang backend",
+            backend.name
+        );
+    }
     if args.disable_stream && !backend.api.can_disable_stream() {
         bail!(
             "--disable-stream: --backend {} always streams (or never does); drop the flag",
@@ -234,6 +272,8 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
     let plan_cfg = PlanConfig {
         api: backend.api,
         stream: !args.disable_stream,
+        lora_modules: args.lora_modules.clone(),
+        lora_round_robin: args.lora_assignment == "round-robin",
         model: model_name.clone().unwrap_or_else(|| model_id.clone()),
         host_header: target.host_header.clone(),
         path: target.path(&backend.endpoint),

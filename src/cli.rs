@@ -104,6 +104,20 @@ pub struct BenchArgs {
     pub presence_penalty: Option<f64>,
     #[arg(long)]
     pub repetition_penalty: Option<f64>,
+    /// LoRA adapters to spread the requests over (each request's `model`, or SGLang's
+    /// `lora_path`).
+    #[arg(long, num_args = 1.., value_name = "NAME")]
+    pub lora_modules: Vec<String>,
+    /// How requests get their adapter: random (from --seed) or round-robin.
+    #[arg(long, default_value = "random", value_parser = ["random", "round-robin"])]
+    pub lora_assignment: String,
+    /// POST /start_profile before the run and /stop_profile after it.
+    #[arg(long)]
+    pub profile: bool,
+    /// Reset the server's prefix cache before the run (vLLM /reset_prefix_cache, SGLang
+    /// /flush_cache).
+    #[arg(long)]
+    pub flush_cache: bool,
     /// Ask for one JSON reply instead of a stream (then TTFT = E2EL); OpenAI APIs and SGLang.
     #[arg(long)]
     pub disable_stream: bool,

@@ -196,3 +196,46 @@ fn unknown_and_unimplemented_backends_are_refused_before_sending() {
         assert!(stderr.contains(needle), "{backend}: {stderr}");
     }
 }
+
+#[test]
+fn lora_profile_and_flush_cache_against_the_mock() {
+    let _serial = serial();
+    let mock = Mock::start(20.0, 4.0);
+    for backend in ["vllm", "sglang"] {
+        let stdout = run(
+            &mock,
+            backend,
+            &[
+                "--lora-modules",
+                "a",
+                "b",
+                "--lora-assignment",
+                "round-robin",
+                "--profile",
+                "--flush-cache",
+            ],
+        );
+        assert_eq!(
+            value(&stdout, "Successful requests:"),
+            24.0,
+            "{backend}:\n{stdout}"
+        );
+        assert!(stdout.contains("Profiler started"), "{stdout}");
+        assert!(
+            stdout.contains("Flushed the server's prefix cache"),
+            "{stdout}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args([
+            "--backend",
+            "tgi",
+            "--lora-modules",
+            "a",
+            "--base-url",
+            &mock.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lora-modules"));
+}

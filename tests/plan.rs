@@ -26,6 +26,8 @@ fn config(num_prompts: usize, input_len: usize, range_ratio: f64, prefix_len: us
         seed: 0,
         ignore_eos: true,
         extra_body: Map::new(),
+        lora_modules: Vec::new(),
+        lora_round_robin: false,
     }
 }
 
@@ -474,4 +476,37 @@ fn framed_requests_parse_and_reject_injection() {
         let err = frame_request("POST", "/v1/completions", "h", &bad, b"{}").unwrap_err();
         assert!(err.to_string().contains("header"), "{err}");
     }
+}
+
+#[test]
+fn lora_adapters_are_assigned_round_robin_or_from_the_seed() {
+    let tok = Tokenizer::embedded_default();
+    let models = |cfg: &PlanConfig| -> Vec<String> {
+        let plan = build(cfg, &tok).unwrap();
+        plan.requests
+            .iter()
+            .map(|r| {
+                parse_wire(&r.wire).body["model"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let mut cfg = config(12, 16, 0.0, 0);
+    cfg.lora_modules = vec!["a".into(), "b".into(), "c".into()];
+    cfg.lora_round_robin = true;
+    let rr = models(&cfg);
+    assert_eq!(&rr[..4], ["a", "b", "c", "a"]);
+    cfg.lora_round_robin = false;
+    let random = models(&cfg);
+    assert_eq!(
+        random,
+        models(&cfg),
+        "random assignment is reproducible for a seed"
+    );
+    assert!(random.iter().all(|m| ["a", "b", "c"].contains(&m.as_str())));
+    assert!(random.iter().any(|m| m != &random[0]), "{random:?}");
+    cfg.lora_modules.clear();
+    assert!(models(&cfg).iter().all(|m| m == "test-model"));
 }

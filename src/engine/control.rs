@@ -28,15 +28,37 @@ pub fn get_json(target: &Target, path: &str) -> anyhow::Result<Value> {
     })
 }
 
+/// POST `body` (JSON) to `path`; the reply body on 200, else an error naming the status.
+pub fn post(target: &Target, path: &str, body: &str) -> anyhow::Result<Vec<u8>> {
+    let url = format!("{}{}", target.base_url, path);
+    request(target, "POST", &target.path(path), Some(body.as_bytes()))
+        .with_context(|| format!("POST {url}"))
+}
+
 fn get(target: &Target, path: &str) -> anyhow::Result<Vec<u8>> {
+    request(target, "GET", path, None)
+}
+
+fn request(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> anyhow::Result<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&target.addr, TIMEOUT)
         .with_context(|| format!("cannot connect to {}; is the server running?", target.addr))?;
     s.set_read_timeout(Some(TIMEOUT))?;
     s.set_write_timeout(Some(TIMEOUT))?;
     let mut req = format!(
-        "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
         target.host_header
     );
+    if let Some(body) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     if let Ok(key) = std::env::var("OPENAI_API_KEY") {
         if !key.is_empty() {
             req.push_str(&format!("Authorization: Bearer {key}\r\n"));
@@ -44,6 +66,9 @@ fn get(target: &Target, path: &str) -> anyhow::Result<Vec<u8>> {
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
+    if let Some(body) = body {
+        s.write_all(body)?;
+    }
     let mut buf = Vec::new();
     s.take(MAX_BODY as u64 + 64 * 1024).read_to_end(&mut buf)?;
 

@@ -57,6 +57,7 @@ pub fn without_streaming(body: &[u8]) -> Vec<u8> {
 pub fn request_body(
     api: Api,
     model: &str,
+    lora: Option<&str>,
     prompt: &str,
     max_tokens: u32,
     ignore_eos: bool,
@@ -100,7 +101,7 @@ pub fn request_body(
                 json!({"temperature": 0.0, "max_new_tokens": max_tokens, "ignore_eos": ignore_eos}),
             );
             body.insert("stream".into(), Value::Bool(true));
-            body.insert("lora_path".into(), Value::Null);
+            body.insert("lora_path".into(), lora.map_or(Value::Null, Value::from));
             body.insert("return_logprob".into(), Value::Bool(false));
             body.insert("return_routed_experts".into(), Value::Bool(false));
             body.insert("logprob_start_len".into(), Value::from(-1));
@@ -194,7 +195,7 @@ mod tests {
             (Api::Triton, "max_tokens"),
             (Api::SglangGenerate, "sampling_params"),
         ] {
-            let body = parse(&request_body(api, "m", "hi", 7, true, &extra));
+            let body = parse(&request_body(api, "m", None, "hi", 7, true, &extra));
             assert!(body.contains_key(field), "{api:?}: {body:?}");
             // dict.update: the given value wins; a new key goes last, an existing one stays.
             assert_eq!(body["temperature"], 0.5, "{api:?}");
@@ -205,12 +206,21 @@ mod tests {
                 );
             }
         }
-        let chat = parse(&request_body(Api::Chat, "m", "hi", 7, false, &Map::new()));
+        let chat = parse(&request_body(
+            Api::Chat,
+            "m",
+            None,
+            "hi",
+            7,
+            false,
+            &Map::new(),
+        ));
         assert_eq!(chat["messages"][0]["content"][0]["text"], "hi");
         assert_eq!(chat["max_completion_tokens"], 7);
         let sgl = parse(&request_body(
             Api::SglangGenerate,
             "m",
+            None,
             "hi",
             7,
             true,
@@ -218,7 +228,25 @@ mod tests {
         ));
         assert_eq!(sgl["sampling_params"]["max_new_tokens"], 7);
         assert_eq!(sgl["text"], "hi");
-        let trt = parse(&request_body(Api::Triton, "m", "hi", 7, true, &Map::new()));
+        let lora = parse(&request_body(
+            Api::SglangGenerate,
+            "m",
+            Some("ad1"),
+            "hi",
+            7,
+            true,
+            &Map::new(),
+        ));
+        assert_eq!(lora["lora_path"], "ad1");
+        let trt = parse(&request_body(
+            Api::Triton,
+            "m",
+            None,
+            "hi",
+            7,
+            true,
+            &Map::new(),
+        ));
         assert_eq!(
             (trt["min_length"].as_u64(), trt["text_input"].as_str()),
             (Some(7), Some("hi"))

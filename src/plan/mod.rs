@@ -48,6 +48,10 @@ pub struct PlanConfig {
     pub seed: u64,
     pub ignore_eos: bool,
     pub extra_body: Map<String, Value>,
+    /// LoRA adapters the requests are spread over (none: the base model).
+    pub lora_modules: Vec<String>,
+    /// Request i gets adapter i mod N, instead of one drawn from the seed.
+    pub lora_round_robin: bool,
 }
 
 /// Read-only after [`build`]; shared by all shards.
@@ -129,6 +133,22 @@ pub fn build(cfg: &PlanConfig, tok: &Tokenizer) -> anyhow::Result<Plan> {
     })
 }
 
+/// The LoRA adapter of request `index`: round-robin, or drawn from the seed (vLLM's
+/// `--lora-assignment random`, its default).
+fn lora_for(cfg: &PlanConfig, index: usize) -> Option<&str> {
+    let n = cfg.lora_modules.len();
+    if n == 0 {
+        return None;
+    }
+    let k = if cfg.lora_round_robin {
+        index % n
+    } else {
+        use rand::Rng;
+        seeded::rng(cfg.seed, seeded::Stream::Lora, index as u64).gen_range(0..n)
+    };
+    Some(&cfg.lora_modules[k])
+}
+
 fn build_one(
     cfg: &PlanConfig,
     dataset: &RandomDataset,
@@ -138,9 +158,11 @@ fn build_one(
     let prompt = dataset.prompt(index)?;
     let output_len = u32::try_from(prompt.output_len).context("output length exceeds u32")?;
     let prompt_len = u32::try_from(prompt.prompt_len).context("prompt length exceeds u32")?;
+    let lora = lora_for(cfg, index);
     let mut body = request_body(
         cfg.api,
-        &cfg.model,
+        lora.unwrap_or(&cfg.model),
+        lora,
         &prompt.prompt,
         output_len,
         cfg.ignore_eos,

@@ -23,6 +23,8 @@ pub enum Stream {
     Request = 2,
     /// The arrival schedule (index 0).
     Arrivals = 3,
+    /// Request `index`'s LoRA adapter under random assignment.
+    Lora = 4,
 }
 
 /// Arbitrary constant that keeps our keys away from other users of ChaCha keyed by small ints.
