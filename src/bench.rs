@@ -190,9 +190,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
     let backend = Backend::resolve(&args.backend, &args.endpoint)?;
-    if !args.lora_modules.is_empty()
-        && !(backend.is_openai_compatible() || backend.api == crate::backend::Api::SglangGenerate)
-    {
+    let names_adapters =
+        backend.is_openai_compatible() || backend.api == crate::backend::Api::SglangGenerate;
+    if !args.lora_modules.is_empty() && !names_adapters {
         bail!(
             "--lora-modules: --backend {} has no way to name an adapter; use an OpenAI or SGLang backend",
             backend.name
