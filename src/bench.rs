@@ -49,7 +49,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 
     println!("Starting initial single prompt test run...");
-    println!("Skipping endpoint ready check.");
+    if args.ready_check_timeout_sec == 0 {
+        println!("Skipping endpoint ready check.");
+    } else {
+        ready_check(&plan, &target, args.ready_check_timeout_sec)?;
+    }
     if args.num_warmups > 0 {
         println!("Warming up with {} requests...", args.num_warmups);
     }
@@ -322,6 +326,49 @@ fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, Stri
             _ => bail!("{flag} {item}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+/// vLLM's ready check: the first planned request, sent alone every 5 s until it succeeds or
+/// `timeout_s` has passed.
+fn ready_check(plan: &plan::Plan, target: &Target, timeout_s: u64) -> anyhow::Result<()> {
+    let probe = Arc::new(plan::Plan {
+        api: plan.api,
+        streamed: plan.streamed,
+        requests: plan.requests[..1].to_vec(),
+        length_mismatch_tokens: 0,
+    });
+    let cfg = EngineConfig {
+        addr: target.addr,
+        num_shards: 1,
+        cpus: placement::allowed_cpus(),
+        max_concurrency: Some(1),
+        num_warmups: 0,
+        show_progress: false,
+        busy_poll: std::time::Duration::ZERO,
+        io_engine: Default::default(),
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
+    loop {
+        let why = match engine::run(probe.clone(), &cfg) {
+            Ok(out) if out.records[0].success => {
+                println!("Initial test run completed.");
+                return Ok(());
+            }
+            Ok(out) => out.records[0]
+                .error
+                .clone()
+                .unwrap_or_else(|| "unknown error".into()),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() + std::time::Duration::from_secs(5) > deadline {
+            bail!(
+                "the endpoint did not serve the test request within {timeout_s} s \
+                 (--ready-check-timeout-sec); last error: {why}"
+            );
+        }
+        eprintln!("Endpoint not ready yet ({why}); retrying in 5 s");
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
 }
 
 /// What is merged into every body: the sampling flags that were given, `--logprobs`, then

@@ -111,6 +111,10 @@ pub struct BenchArgs {
     /// How requests get their adapter: random (from --seed) or round-robin.
     #[arg(long, default_value = "random", value_parser = ["random", "round-robin"])]
     pub lora_assignment: String,
+    /// Before the run, send the first request every 5 s until it succeeds, for at most this
+    /// many seconds (0: skip the check, vLLM's default).
+    #[arg(long, default_value_t = 0)]
+    pub ready_check_timeout_sec: u64,
     /// POST /start_profile before the run and /stop_profile after it.
     #[arg(long)]
     pub profile: bool,

@@ -239,3 +239,23 @@ fn lora_profile_and_flush_cache_against_the_mock() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--lora-modules"));
 }
+
+#[test]
+fn ready_check_waits_for_a_served_request_or_says_why_not() {
+    let _serial = serial();
+    let mock = Mock::start(20.0, 4.0);
+    let stdout = run(&mock, "openai", &["--ready-check-timeout-sec", "10"]);
+    assert!(stdout.contains("Initial test run completed."), "{stdout}");
+    assert_eq!(value(&stdout, "Successful requests:"), 24.0);
+
+    let out = Command::new(BIN)
+        .args(["--base-url", "http://127.0.0.1:9", "--model", "m"])
+        .args(["--num-prompts", "4", "--random-input-len", "16"])
+        .args(["--ready-check-timeout-sec", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--ready-check-timeout-sec"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+}
