@@ -78,7 +78,7 @@ fn every_backend_runs_against_the_mock() {
         let ttft = ok("Mean TTFT (ms):");
         assert!((20.0..35.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
         let itl = ok("Mean ITL (ms):");
-        assert!((3.8..6.0).contains(&itl), "{backend}: mean ITL {itl}");
+        assert!((3.0..6.0).contains(&itl), "{backend}: mean ITL {itl}");
     }
 }
 
@@ -157,7 +157,7 @@ fn sglang_chunks_of_several_tokens_split_their_gap() {
     let stdout = run(&mock, "sglang", &[]);
     assert_eq!(value(&stdout, "Total generated tokens:"), 24.0 * 8.0);
     let itl = value(&stdout, "Mean ITL (ms):");
-    assert!((3.8..6.0).contains(&itl), "mean ITL {itl}");
+    assert!((3.0..6.0).contains(&itl), "mean ITL {itl}");
     // The first chunk carries tokens 1-4, so TTFT is token 4's time (20 + 3·4 ms) and TPOT
     // spreads the rest over 7 tokens: (8 − 4)·4 / 7 ≈ 2.3 ms, as SGLang reports it (less when
     // the first chunk is read late on a loaded machine).
