@@ -31,6 +31,7 @@ fn config(num_prompts: usize, input_len: usize) -> PlanConfig {
         extra_body: Map::new(),
         lora_modules: Vec::new(),
         lora_round_robin: false,
+        tokenize_prompt: false,
     }
 }
 

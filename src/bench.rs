@@ -202,6 +202,12 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
             backend.name
         );
     }
+    if args.tokenize_prompt && backend.api != crate::backend::Api::SglangGenerate {
+        bail!(
+            "--tokenize-prompt sends SGLang's input_ids: use --backend sglang (got {})",
+            backend.name
+        );
+    }
     if args.disable_stream && !backend.api.can_disable_stream() {
         bail!(
             "--disable-stream: --backend {} always streams (or never does); drop the flag",
@@ -278,6 +284,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         stream: !args.disable_stream,
         lora_modules: args.lora_modules.clone(),
         lora_round_robin: args.lora_assignment == "round-robin",
+        tokenize_prompt: args.tokenize_prompt,
         model: model_name.clone().unwrap_or_else(|| model_id.clone()),
         host_header: target.host_header.clone(),
         path: target.path(&backend.endpoint),

@@ -122,6 +122,9 @@ pub struct BenchArgs {
     /// /flush_cache).
     #[arg(long)]
     pub flush_cache: bool,
+    /// Send prompts as token ids (`input_ids`; SGLang's native backend only).
+    #[arg(long)]
+    pub tokenize_prompt: bool,
     /// Ask for one JSON reply instead of a stream (then TTFT = E2EL); OpenAI APIs and SGLang.
     #[arg(long)]
     pub disable_stream: bool,

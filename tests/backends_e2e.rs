@@ -259,3 +259,28 @@ fn ready_check_waits_for_a_served_request_or_says_why_not() {
     assert!(stderr.contains("--ready-check-timeout-sec"), "{stderr}");
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
 }
+
+#[test]
+fn sglang_can_send_token_ids() {
+    let _serial = serial();
+    let mock = Mock::start(20.0, 4.0);
+    let text = run(&mock, "sglang", &[]);
+    let ids = run(&mock, "sglang", &["--tokenize-prompt"]);
+    assert_eq!(value(&ids, "Successful requests:"), 24.0, "{ids}");
+    // The mock counts an input_ids prompt itself: the plan's count and the server's agree.
+    assert_eq!(
+        value(&ids, "Total input tokens:"),
+        value(&text, "Total input tokens:")
+    );
+    let out = Command::new(BIN)
+        .args([
+            "--backend",
+            "openai",
+            "--tokenize-prompt",
+            "--base-url",
+            &mock.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tokenize-prompt"));
+}

@@ -76,8 +76,9 @@ fn calibrate_compares_the_client_with_the_truth_log() {
             ms(itl, "mean_ns").abs() < 0.5,
             "ITL error too large: {step}"
         );
+        // The tail is the loaded CI machine's; a misplaced timestamp moves the median.
         assert!(
-            ms(itl, "p99_ns").abs() < ITL_MS / 2.0,
+            ms(itl, "p50_ns").abs() < ITL_MS / 10.0,
             "ITL error too large: {step}"
         );
         assert!(step["client_cpu_s"].as_f64().unwrap() > 0.0);

@@ -28,6 +28,7 @@ fn config(num_prompts: usize, input_len: usize, range_ratio: f64, prefix_len: us
         extra_body: Map::new(),
         lora_modules: Vec::new(),
         lora_round_robin: false,
+        tokenize_prompt: false,
     }
 }
 

@@ -52,6 +52,8 @@ pub struct PlanConfig {
     pub lora_modules: Vec<String>,
     /// Request i gets adapter i mod N, instead of one drawn from the seed.
     pub lora_round_robin: bool,
+    /// Send the prompt as token ids (SGLang's `input_ids`).
+    pub tokenize_prompt: bool,
 }
 
 /// Read-only after [`build`]; shared by all shards.
@@ -168,6 +170,9 @@ fn build_one(
         cfg.ignore_eos,
         &cfg.extra_body,
     );
+    if cfg.tokenize_prompt {
+        body = body::with_input_ids(&body, &prompt.token_ids);
+    }
     if !cfg.stream {
         body = body::without_streaming(&body);
     }

@@ -76,6 +76,8 @@ impl LengthRanges {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RandomPrompt {
     pub prompt: String,
+    /// The prompt's token ids (its encoding without special tokens), for `--tokenize-prompt`.
+    pub token_ids: Vec<u32>,
     /// Token count of `prompt` re-encoded without special tokens.
     pub prompt_len: usize,
     pub output_len: usize,
@@ -185,6 +187,7 @@ impl<'t> RandomDataset<'t> {
                 let prompt_len = ids.len();
                 return Ok(RandomPrompt {
                     prompt,
+                    token_ids: ids,
                     prompt_len,
                     output_len,
                     mismatch: prompt_len as i64 - target as i64,
