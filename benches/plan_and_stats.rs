@@ -5,33 +5,16 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::Map;
 use servebench::plan::{self, PlanConfig};
 use servebench::stats::Distribution;
 use servebench::tokenizer::Tokenizer;
 
 fn config(num_prompts: usize, input_len: usize) -> PlanConfig {
     PlanConfig {
-        api: servebench::backend::Api::Completions,
-        stream: true,
         model: "bench-model".into(),
-        host_header: "127.0.0.1:8000".into(),
-        path: "/v1/completions".into(),
-        headers: Vec::new(),
-        request_id_prefix: "bench-".into(),
         num_prompts,
         input_len,
-        output_len: 128,
-        range_ratio: 0.0,
-        prefix_len: 0,
-        request_rate: f64::INFINITY,
-        burstiness: 1.0,
-        seed: 0,
-        ignore_eos: true,
-        extra_body: Map::new(),
-        lora_modules: Vec::new(),
-        lora_round_robin: false,
-        tokenize_prompt: false,
+        ..PlanConfig::default()
     }
 }
 

@@ -9,11 +9,7 @@ use servebench::tokenizer::Tokenizer;
 
 fn config(num_prompts: usize, input_len: usize, range_ratio: f64, prefix_len: usize) -> PlanConfig {
     PlanConfig {
-        api: servebench::backend::Api::Completions,
-        stream: true,
         model: "test-model".into(),
-        host_header: "127.0.0.1:8000".into(),
-        path: "/v1/completions".into(),
         headers: vec![("Authorization".into(), "Bearer k".into())],
         request_id_prefix: "bench-0badcafe-".into(),
         num_prompts,
@@ -22,13 +18,7 @@ fn config(num_prompts: usize, input_len: usize, range_ratio: f64, prefix_len: us
         range_ratio,
         prefix_len,
         request_rate: 50.0,
-        burstiness: 1.0,
-        seed: 0,
-        ignore_eos: true,
-        extra_body: Map::new(),
-        lora_modules: Vec::new(),
-        lora_round_robin: false,
-        tokenize_prompt: false,
+        ..PlanConfig::default()
     }
 }
 

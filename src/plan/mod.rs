@@ -56,6 +56,34 @@ pub struct PlanConfig {
     pub tokenize_prompt: bool,
 }
 
+impl Default for PlanConfig {
+    /// vLLM's defaults for the random dataset against `/v1/completions`, all sent at once.
+    fn default() -> Self {
+        PlanConfig {
+            api: Api::Completions,
+            stream: true,
+            model: String::new(),
+            host_header: "127.0.0.1:8000".into(),
+            path: "/v1/completions".into(),
+            headers: Vec::new(),
+            request_id_prefix: "bench-".into(),
+            num_prompts: 1000,
+            input_len: 1024,
+            output_len: 128,
+            range_ratio: 0.0,
+            prefix_len: 0,
+            request_rate: f64::INFINITY,
+            burstiness: 1.0,
+            seed: 0,
+            ignore_eos: true,
+            extra_body: Map::new(),
+            lora_modules: Vec::new(),
+            lora_round_robin: false,
+            tokenize_prompt: false,
+        }
+    }
+}
+
 /// Read-only after [`build`]; shared by all shards.
 #[derive(Debug)]
 pub struct Plan {
