@@ -105,6 +105,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 false
             }
         };
+    // vLLM reads the speculative-decoding counters before and after; servers without them
+    // (or without /metrics) simply get no such section.
+    let spec_before = spec_counters(&target);
     let run = engine::run(plan.clone(), &cfg);
     if profiling {
         println!("Stopping profiler...");
@@ -149,7 +152,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
 
-    let figures = report::figures(&info, &out.records, &out.metrics, out.duration_ns);
+    let mut figures = report::figures(&info, &out.records, &out.metrics, out.duration_ns);
+    if let (Some(before), Some(after)) = (spec_before, spec_counters(&target)) {
+        figures.spec_decode = report::spec_decode::figures(&before, &after);
+    }
     print!("{}", console::render(&info, &figures));
     let events: u64 = out
         .records
@@ -333,6 +339,11 @@ fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, Stri
             _ => bail!("{flag} {item}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+fn spec_counters(target: &Target) -> Option<report::spec_decode::SpecCounters> {
+    let text = control::get_text(target, "/metrics").ok()?;
+    report::spec_decode::parse_counters(&text)
 }
 
 /// vLLM's ready check: the first planned request, sent alone every 5 s until it succeeds or

@@ -284,3 +284,51 @@ fn sglang_can_send_token_ids() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tokenize-prompt"));
 }
+
+#[test]
+fn speculative_decoding_figures_come_from_the_servers_metrics() {
+    let _serial = serial();
+    // Each 8-token reply: 4 drafts of 4 tokens, one token accepted per draft.
+    let mock = Mock::start_with(20.0, 4.0, &["--spec-decode-tokens", "4"]);
+    let dir = std::env::temp_dir().join(format!("servebench-spec-{}", std::process::id()));
+    let dir_s = dir.to_string_lossy().into_owned();
+    let stdout = run(
+        &mock,
+        "vllm",
+        &[
+            "--save-result",
+            "--result-dir",
+            &dir_s,
+            "--result-filename",
+            "r.json",
+        ],
+    );
+    assert!(
+        stdout.contains("---------------Speculative Decoding---------------"),
+        "{stdout}"
+    );
+    assert_eq!(value(&stdout, "Acceptance rate (%):"), 25.0);
+    assert_eq!(value(&stdout, "Acceptance length:"), 2.0);
+    assert_eq!(value(&stdout, "Drafts:"), 24.0 * 4.0);
+    assert_eq!(value(&stdout, "Draft tokens:"), 24.0 * 16.0);
+    assert_eq!(value(&stdout, "Accepted tokens:"), 24.0 * 4.0);
+    assert_eq!(value(&stdout, "  Position 0:"), 100.0);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(saved["spec_decode_num_drafts"], 96);
+    assert_eq!(saved["spec_decode_acceptance_length"], 2.0);
+    let keys: Vec<&str> = saved
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+    assert!(at("rtfx") < at("spec_decode_acceptance_rate"));
+    assert!(at("spec_decode_per_position_acceptance_rates") < at("mean_ttft_ms"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A server without the counters gets no section.
+    let plain = Mock::start(20.0, 4.0);
+    assert!(!run(&plain, "vllm", &[]).contains("Speculative Decoding"));
+}

@@ -28,6 +28,12 @@ pub fn get_json(target: &Target, path: &str) -> anyhow::Result<Value> {
     })
 }
 
+/// GET `path` as text (e.g. Prometheus `/metrics`).
+pub fn get_text(target: &Target, path: &str) -> anyhow::Result<String> {
+    let body = get(target, &target.path(path))?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// POST `body` (JSON) to `path`; the reply body on 200, else an error naming the status.
 pub fn post(target: &Target, path: &str, body: &str) -> anyhow::Result<Vec<u8>> {
     let url = format!("{}{}", target.base_url, path);

@@ -145,6 +145,11 @@ impl Tx {
                     .await
             }
             Route::Tokenize => self.tokenize(shard, body, close).await,
+            Route::Metrics => {
+                let text = shard.spec.prometheus(shard.options.spec_decode_tokens);
+                self.reply(200, Some("text/plain; version=0.0.4"), None, &text, close)
+                    .await
+            }
             Route::NotFound => {
                 let message = format!("no such route; served: {}", http::ROUTES);
                 self.error(404, &message, None, close).await
@@ -218,8 +223,14 @@ impl Tx {
             self.whole_body(shard, &mut reply, prompt_tokens, t_read, close)
                 .await
         };
+        let tokens = reply.n;
         self.prefix = reply.into_buffer();
         sent?;
+        if shard.options.spec_decode_tokens > 0 {
+            shard
+                .spec
+                .add_reply(tokens, shard.options.spec_decode_tokens);
+        }
         if let (Some(log), Some(stamps)) = (&shard.truth, &self.truth) {
             log.push(request_id, req.stream, shard.anchor.to_ns(t_read), stamps);
         }

@@ -105,6 +105,12 @@ pub struct MockArgs {
     /// SGLang's `--stream-interval K` does; `completion_tokens` then grows by K per chunk.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub sglang_tokens_per_chunk: u32,
+
+    /// Report vLLM speculative-decoding counters on `GET /metrics` as if every reply had been
+    /// drafted K tokens at a time, with one draft accepted per two tokens (acceptance length
+    /// 2, rate 100/K %). 0: no such counters.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub spec_decode_tokens: u32,
 }
 
 impl Default for MockArgs {
@@ -122,6 +128,7 @@ impl Default for MockArgs {
             truth_log: None,
             reasoning_tokens: 0,
             sglang_tokens_per_chunk: 1,
+            spec_decode_tokens: 0,
         }
     }
 }
@@ -177,6 +184,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
     let options = formats::Options {
         reasoning_tokens: args.reasoning_tokens,
         sglang_tokens_per_chunk: args.sglang_tokens_per_chunk,
+        spec_decode_tokens: args.spec_decode_tokens,
     };
     let (tokenizer_json, tokenizer_name): (Option<Arc<[u8]>>, String) = match &args.tokenizer {
         Some(path) => (
@@ -218,6 +226,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
     if let Some(path) = &args.truth_log {
         handle.truth = Some(truth::Writer::start(path, &distinct)?);
     }
+    let spec = Arc::new(control::SpecStats::default());
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     for (index, (&cpu, listener)) in cpus.iter().zip(listeners).enumerate() {
         // The handle keeps its own descriptor of the listening socket: shutting it down is
@@ -238,6 +247,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             stop: stop.clone(),
             truth: handle.truth.as_ref().map(truth::Writer::sender),
             anchor,
+            spec: spec.clone(),
             ready: ready_tx.clone(),
         };
         let alive = ShardAlive::new(&handle.alive);

@@ -35,6 +35,8 @@ pub(super) struct ShardConfig {
     /// Where the truth log's batches go, when --truth-log is on.
     pub truth: Option<mpsc::Sender<ToWriter>>,
     pub anchor: MonoAnchor,
+    /// Speculative-decoding counters, shared by every shard.
+    pub spec: Arc<super::control::SpecStats>,
     /// Told once: listening and warmed up, or why not.
     pub ready: mpsc::Sender<Result<(), String>>,
 }
@@ -49,6 +51,7 @@ pub(super) struct Shard {
     pub truth: Option<ShardLog>,
     /// Turns the instant a request was read into the truth log's clock.
     pub anchor: MonoAnchor,
+    pub spec: Arc<super::control::SpecStats>,
     next_id: Cell<u64>,
     id_step: u64,
 }
@@ -82,6 +85,7 @@ pub(super) async fn run(config: ShardConfig) {
         stop,
         truth,
         anchor,
+        spec,
         ready,
     } = config;
     // SAFETY: the descriptor comes from a bound, listening socket this thread now owns alone.
@@ -103,6 +107,7 @@ pub(super) async fn run(config: ShardConfig) {
         tokenizer,
         truth: truth.map(ShardLog::new),
         anchor,
+        spec,
         next_id: Cell::new(index as u64),
         id_step: num_shards as u64,
     });

@@ -71,6 +71,18 @@ pub fn render(info: &RunInfo, f: &Figures) -> String {
             float_line(&mut o, &format!("P{} {name} (ms):", percentile_word(p)), v);
         }
     }
+    if let Some(sd) = &f.spec_decode {
+        let _ = writeln!(o, "{}", center("Speculative Decoding", '-'));
+        float_line(&mut o, "Acceptance rate (%):", sd.acceptance_rate);
+        float_line(&mut o, "Acceptance length:", sd.acceptance_length);
+        int_line(&mut o, "Drafts:", sd.drafts);
+        int_line(&mut o, "Draft tokens:", sd.draft_tokens);
+        int_line(&mut o, "Accepted tokens:", sd.accepted_tokens);
+        let _ = writeln!(o, "Per-position acceptance (%):");
+        for (i, rate) in sd.per_position.iter().enumerate() {
+            float_line(&mut o, &format!("  Position {i}:"), *rate);
+        }
+    }
     let _ = writeln!(o, "{}", "=".repeat(50));
     o
 }
@@ -137,6 +149,7 @@ mod tests {
                     percentiles_ms: vec![(99.0, 51.0), (99.9, 52.555)],
                 },
             }],
+            spec_decode: None,
         };
         let expected = "\
 ============ Serving Benchmark Result ============
@@ -161,5 +174,29 @@ P99.9 TTFT (ms):                         52.55
         // 52.555 rounds to 52.55 or 52.56 depending on binary representation; Python and Rust
         // both round the exact binary value, so they agree.
         assert_eq!(render(&info, &f), expected);
+
+        let mut with_spec = f.clone();
+        with_spec.spec_decode = Some(crate::report::spec_decode::SpecDecode {
+            acceptance_rate: 62.5,
+            acceptance_length: 2.875,
+            drafts: 80,
+            draft_tokens: 240,
+            accepted_tokens: 150,
+            per_position: vec![90.0, 60.0],
+        });
+        let section = "\
+---------------Speculative Decoding---------------
+Acceptance rate (%):                     62.50     
+Acceptance length:                       2.88      
+Drafts:                                  80        
+Draft tokens:                            240       
+Accepted tokens:                         150       
+Per-position acceptance (%):
+  Position 0:                            90.00     
+  Position 1:                            60.00     
+==================================================
+";
+        let out = render(&info, &with_spec);
+        assert!(out.ends_with(section), "{out}");
     }
 }

@@ -3,6 +3,7 @@
 pub mod console;
 pub mod pyfmt;
 pub mod result_json;
+pub mod spec_decode;
 
 use crate::record::{Metrics, RequestRecord};
 use crate::stats::{Distribution, Summary};
@@ -130,6 +131,8 @@ pub struct Figures {
     pub max_output_tokens_per_s: f64,
     pub max_concurrent_requests: u64,
     pub blocks: Vec<MetricBlock>,
+    /// From the server's `/metrics`, when it speculates (set after the run by the caller).
+    pub spec_decode: Option<spec_decode::SpecDecode>,
 }
 
 /// Compute the figures the way vLLM's `calculate_metrics` does, from the merged distributions
@@ -186,6 +189,7 @@ pub fn figures(
         max_output_tokens_per_s: peak_output_events_per_s(records),
         max_concurrent_requests: peak_concurrency(records),
         blocks,
+        spec_decode: None,
     }
 }
 

@@ -102,6 +102,26 @@ pub fn build(
         json!(f.max_concurrent_requests),
     );
     m.insert("rtfx".into(), json!(0.0));
+    if let Some(sd) = &f.spec_decode {
+        m.insert(
+            "spec_decode_acceptance_rate".into(),
+            json!(sd.acceptance_rate),
+        );
+        m.insert(
+            "spec_decode_acceptance_length".into(),
+            json!(sd.acceptance_length),
+        );
+        m.insert("spec_decode_num_drafts".into(), json!(sd.drafts));
+        m.insert("spec_decode_draft_tokens".into(), json!(sd.draft_tokens));
+        m.insert(
+            "spec_decode_accepted_tokens".into(),
+            json!(sd.accepted_tokens),
+        );
+        m.insert(
+            "spec_decode_per_position_acceptance_rates".into(),
+            json!(sd.per_position),
+        );
+    }
     for b in &f.blocks {
         let k = b.key.key();
         let s = &b.summary;

@@ -92,6 +92,8 @@ pub struct Options {
     pub reasoning_tokens: u32,
     /// SGLang only: tokens per streamed chunk.
     pub sglang_tokens_per_chunk: u32,
+    /// Draft size of the speculative-decoding counters on /metrics (0: none).
+    pub spec_decode_tokens: u32,
 }
 
 /// One reply being sent: what its bytes depend on.

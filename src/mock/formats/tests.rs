@@ -10,6 +10,7 @@ fn opts(reasoning_tokens: u32, sglang_tokens_per_chunk: u32) -> Options {
     Options {
         reasoning_tokens,
         sglang_tokens_per_chunk,
+        spec_decode_tokens: 0,
     }
 }
 
