@@ -194,12 +194,34 @@ fn whole_response(c: &mut Criterion) {
     group.finish();
 }
 
+/// One token event of each other format, through `decode_stream_event` (serde with borrowed
+/// raw strings), beside the Completions decoder's figure above.
+fn other_formats_decode(c: &mut Criterion) {
+    use servebench::backend::Api;
+    use servebench::proto::decode_stream_event;
+    let events: [(&str, Api, &[u8]); 5] = [
+        ("chat", Api::Chat, br#"{"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" quick"},"logprobs":null,"finish_reason":null}]}"#),
+        ("responses", Api::Responses, br#"{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_7","output_index":0,"content_index":0,"delta":" quick","logprobs":[]}"#),
+        ("sglang", Api::SglangGenerate, br#"{"text":" the quick brown fox","output_ids":[1000,1001,1002,1003],"meta_info":{"id":"0123456789abcdef","finish_reason":null,"prompt_tokens":256,"completion_tokens":4,"cached_tokens":0}}"#),
+        ("tgi", Api::Tgi, br#"{"index":2,"token":{"id":1001,"text":" quick","logprob":0.0,"special":false},"generated_text":null,"details":null}"#),
+        ("triton", Api::Triton, br#"{"model_name":"ensemble","model_version":"1","sequence_end":false,"sequence_id":0,"text_output":" quick"}"#),
+    ];
+    let mut group = c.benchmark_group("format_decode");
+    for (name, api, data) in events {
+        group.bench_function(name, |b| {
+            b.iter(|| decode_stream_event(api, b"", black_box(data)).is_ok())
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     head_parse,
     chunked_decode,
     sse_split,
     completions_decode,
+    other_formats_decode,
     whole_response
 );
 criterion_main!(benches);
