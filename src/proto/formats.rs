@@ -336,8 +336,8 @@ struct ResponseObject {
 
 fn responses<'a>(event: &[u8], data: &'a [u8]) -> Result<StreamEvent<'a>, ProtoError> {
     let ev: ResponsesEvent = parse(data)?;
-    let kind = ev.kind.map(str::as_bytes).unwrap_or(event).to_owned();
-    match kind.as_slice() {
+    let kind: &[u8] = ev.kind.map_or(event, str::as_bytes);
+    match kind {
         b"response.output_text.delta" | b"response.reasoning_text.delta" => {
             Ok(StreamEvent::Token {
                 text: raw_str(ev.delta, data)?.unwrap_or(""),
