@@ -220,28 +220,11 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
             backend.name
         );
     }
-    if args.dataset_name != "random" {
-        bail!(
-            "--dataset-name {}: this build generates the 'random' dataset only",
-            args.dataset_name
-        );
-    }
-    if let Some(p) = &args.dataset_path {
-        bail!(
-            "Cannot use 'random' dataset with --dataset-path. Please specify the appropriate --dataset-name (e.g., 'sharegpt', 'custom', 'hf') for your dataset file: {p}"
-        );
-    }
     if args.max_concurrency == Some(0) {
         bail!("--max-concurrency must be greater than 0");
     }
     if args.num_prompts == 0 {
         bail!("--num-prompts must be at least 1");
-    }
-    if !(0.0..1.0).contains(&args.random_range_ratio) {
-        bail!(
-            "--random-range-ratio {}: must be in [0, 1)",
-            args.random_range_ratio
-        );
     }
     if args.burstiness.is_nan() || args.burstiness <= 0.0 {
         bail!("--burstiness {}: must be positive", args.burstiness);
@@ -297,10 +280,10 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         headers,
         request_id_prefix,
         num_prompts: args.num_prompts,
-        input_len: args.input_len.unwrap_or(args.random_input_len),
-        output_len: args.output_len.unwrap_or(args.random_output_len),
-        range_ratio: args.random_range_ratio,
-        prefix_len: args.random_prefix_len,
+        input_len: args.dataset.random_input_len(),
+        output_len: args.dataset.random_output_len(),
+        range_ratio: args.dataset.random_range_ratio,
+        prefix_len: args.dataset.random_prefix_len,
         request_rate: args.request_rate,
         burstiness: args.burstiness,
         seed: args.seed,

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::IoEngine;
 use crate::mock::MockArgs;
+use crate::workload::DatasetArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -133,28 +134,10 @@ pub struct BenchArgs {
     pub logprobs: Option<u32>,
 
     // --- workload ------------------------------------------------------------------------
-    #[arg(long, default_value = "random")]
-    pub dataset_name: String,
-    #[arg(long)]
-    pub dataset_path: Option<String>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
     #[arg(long, default_value_t = 1000)]
     pub num_prompts: usize,
-    /// General input length; sets --random-input-len.
-    #[arg(long)]
-    pub input_len: Option<usize>,
-    /// General output length; sets --random-output-len.
-    #[arg(long)]
-    pub output_len: Option<usize>,
-    #[arg(long, default_value_t = 1024)]
-    pub random_input_len: usize,
-    #[arg(long, default_value_t = 128)]
-    pub random_output_len: usize,
-    /// Lengths are drawn uniformly from [floor(L*(1-r)), ceil(L*(1+r))].
-    #[arg(long, default_value_t = 0.0)]
-    pub random_range_ratio: f64,
-    /// Tokens of a random prefix shared by every prompt.
-    #[arg(long, default_value_t = 0)]
-    pub random_prefix_len: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Send "ignore_eos": true (always on for the random dataset, as in vLLM).
@@ -264,10 +247,13 @@ mod tests {
         assert_eq!(b.backend, "openai");
         assert_eq!((b.host.as_str(), b.port), ("127.0.0.1", 8000));
         assert_eq!(b.endpoint, "/v1/completions");
-        assert_eq!(b.dataset_name, "random");
+        assert_eq!(b.dataset.dataset_name, "random");
         assert_eq!(b.num_prompts, 1000);
-        assert_eq!((b.random_input_len, b.random_output_len), (1024, 128));
-        assert_eq!(b.random_range_ratio, 0.0);
+        assert_eq!(
+            (b.dataset.random_input_len(), b.dataset.random_output_len()),
+            (1024, 128)
+        );
+        assert_eq!(b.dataset.random_range_ratio, 0.0);
         assert!(b.request_rate.is_infinite());
         assert_eq!(b.burstiness, 1.0);
         assert_eq!(b.metric_percentiles, "99");

@@ -17,3 +17,4 @@ pub mod record;
 pub mod report;
 pub mod stats;
 pub mod tokenizer;
+pub mod workload;

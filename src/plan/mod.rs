@@ -230,7 +230,7 @@ fn build_one(
 
 /// Runs `job(0..n)` on up to all available cores and returns the results in index order.
 /// The first error by index wins, so failures are reported deterministically too.
-fn build_parallel<T, F>(n: usize, job: F) -> anyhow::Result<Vec<T>>
+pub fn build_parallel<T, F>(n: usize, job: F) -> anyhow::Result<Vec<T>>
 where
     T: Send,
     F: Fn(usize) -> anyhow::Result<T> + Sync,

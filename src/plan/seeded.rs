@@ -25,6 +25,16 @@ pub enum Stream {
     Arrivals = 3,
     /// Request `index`'s LoRA adapter under random assignment.
     Lora = 4,
+    /// The order dataset rows are taken in (index 0), and rows drawn again to oversample.
+    Shuffle = 5,
+    /// Per-sample draws of a dataset (index: the sample).
+    Sample = 6,
+    /// Pixels and counts of synthetic images (index: the sample).
+    Image = 7,
+    /// Shared blocks a dataset builds once: group prompts, prefixes, trace blocks.
+    Shared = 8,
+    /// Ramp-up and other arrival-shape draws beyond the gaps.
+    Shape = 9,
 }
 
 /// Arbitrary constant that keeps our keys away from other users of ChaCha keyed by small ints.

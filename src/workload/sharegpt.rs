@@ -1,0 +1,8 @@
+//! The `sharegpt` dataset.
+
+use super::{Ctx, DatasetArgs, Sample};
+use crate::tokenizer::Tokenizer;
+
+pub fn load(_args: &DatasetArgs, _ctx: &Ctx, _tok: &Tokenizer) -> anyhow::Result<Vec<Sample>> {
+    anyhow::bail!("--dataset-name sharegpt: not built yet")
+}
