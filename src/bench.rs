@@ -12,6 +12,7 @@ use crate::engine::{self, control, placement, target::Target, EngineConfig};
 use crate::plan::{self, PlanConfig};
 use crate::report::{self, console, pyfmt::py_float, result_json, MetricKey, RunInfo};
 use crate::tokenizer::Tokenizer;
+use crate::workload;
 
 /// Everything decided from the flags before anything is sent.
 struct Setup {
@@ -31,7 +32,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } = setup;
 
     let built = Instant::now();
-    let plan = Arc::new(plan::build(&plan_cfg, &tokenizer)?);
+    let ctx = workload::Ctx {
+        num_prompts: planned_count(args),
+        seed: args.seed,
+        api: plan_cfg.api,
+    };
+    let samples = workload::load(&args.dataset, &ctx, &tokenizer)?;
+    print!(
+        "{}",
+        workload::stats::render(&args.dataset.dataset_name, &workload::stats::of(&samples))
+    );
+    let info = RunInfo {
+        num_prompts: samples.len(),
+        ..info
+    };
+    let plan = Arc::new(plan::build_from(&plan_cfg, samples, &tokenizer)?);
     eprintln!(
         "Built the plan: {} requests in {:.2} s",
         plan.requests.len(),
@@ -54,11 +69,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         ready_check(&plan, &target, args.ready_check_timeout_sec)?;
     }
-    if args.num_warmups > 0 {
-        println!("Warming up with {} requests...", args.num_warmups);
+    let num_warmups = args.warmup_requests.unwrap_or(args.num_warmups);
+    if num_warmups > 0 {
+        println!("Warming up with {num_warmups} requests...");
     }
     println!("Starting main benchmark run...");
-    println!("Traffic request rate: {}", py_float(info.request_rate));
+    match (&plan_cfg.ramp_up, plan_cfg.replay_timestamps) {
+        (_, true) => println!("Traffic: replaying the dataset's trace timestamps"),
+        (Some(r), _) => {
+            println!("Traffic ramp-up strategy: {}.", r.strategy_name());
+            println!(
+                "Will increase RPS from {} to {} RPS over the duration of the benchmark.",
+                py_float(r.start_rps),
+                py_float(r.end_rps)
+            );
+        }
+        (None, false) => println!("Traffic request rate: {}", py_float(info.request_rate)),
+    }
     let shape = if info.burstiness == 1.0 {
         "Poisson process"
     } else {
@@ -77,10 +104,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         num_shards: args.num_shards.unwrap_or(cpus.len()).max(1),
         cpus,
         max_concurrency: info.max_concurrency,
-        num_warmups: args.num_warmups,
+        num_warmups,
         show_progress: !args.disable_tqdm,
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
         io_engine: args.io_engine,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
     };
     if args.flush_cache {
         // SGLang's servers flush at /flush_cache, vLLM's reset at /reset_prefix_cache.
@@ -116,6 +144,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut out = run?;
+    let unsent = out.records.iter().filter(|r| r.not_sent).count();
+    if unsent > 0 {
+        out.records.retain(|r| !r.not_sent);
+        println!(
+            "--duration {} s ended the run: {unsent} planned requests were not sent and are left out",
+            py_float(args.duration.unwrap_or(0.0))
+        );
+    } else if let Some(d) = args.duration {
+        eprintln!(
+            "WARNING: every planned request was sent before --duration {} s ended; raise --num-prompts to fill the duration",
+            py_float(d)
+        );
+    }
+    let info = RunInfo {
+        num_prompts: out.records.len(),
+        ..info
+    };
     // CLOCK_MONOTONIC is what Python's perf_counter reads on Linux.
     let t0_mono_s = crate::clock::MonoAnchor::now().to_ns(out.t0) as f64 / 1e9;
 
@@ -220,11 +265,35 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
             backend.name
         );
     }
+    args.dataset.check()?;
     if args.max_concurrency == Some(0) {
         bail!("--max-concurrency must be greater than 0");
     }
     if args.num_prompts == 0 {
         bail!("--num-prompts must be at least 1");
+    }
+    if args.warmup_requests.is_some() && args.num_warmups > 0 {
+        bail!("--num-warmups (vLLM) and --warmup-requests (SGLang) both ask for warmups: give one");
+    }
+    let ramp_up = ramp_up(args)?;
+    if let Some(d) = args.duration {
+        if d.is_nan() || d <= 0.0 || d > 1e7 {
+            bail!("--duration {d}: must be a positive number of seconds");
+        }
+    }
+    let replay_timestamps = match args.dataset.dataset_name.as_str() {
+        "timed_trace" | "timed-trace" => !args.no_self_timed,
+        "mooncake" => args.dataset.use_trace_timestamps,
+        "burstgpt" => args.dataset.burstgpt_replay_timestamps,
+        _ => false,
+    };
+    if replay_timestamps && (ramp_up.is_some() || args.request_rate.is_finite()) {
+        bail!(
+            "--dataset-name {} replays its trace timestamps, so --request-rate and \
+             --ramp-up-* do not apply; drop them, or turn replay off (--no-self-timed for \
+             timed_trace; without --use-trace-timestamps / --burstgpt-replay-timestamps)",
+            args.dataset.dataset_name
+        );
     }
     if args.burstiness.is_nan() || args.burstiness <= 0.0 {
         bail!("--burstiness {}: must be positive", args.burstiness);
@@ -290,6 +359,9 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         // vLLM forces ignore_eos for the random dataset on OpenAI-compatible backends.
         ignore_eos: true,
         extra_body,
+        ramp_up,
+        replay_timestamps,
+        warmup_output_cap: args.warmup_requests.map(|_| 32),
     };
     let info = RunInfo {
         backend: args.backend.clone(),
@@ -303,6 +375,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         max_concurrency: args.max_concurrency,
         percentile_metrics,
         percentiles,
+        ramp_up,
     };
     Ok(Setup {
         info,
@@ -310,6 +383,40 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         plan_cfg,
         tokenizer,
     })
+}
+
+/// How many requests to plan: `--num-prompts`, or with `--duration` and a fixed finite rate
+/// enough to last the duration.
+fn planned_count(args: &BenchArgs) -> usize {
+    match args.duration {
+        Some(d) if args.request_rate.is_finite() && args.ramp_up_strategy.is_none() => {
+            (args.request_rate * d).ceil().max(1.0) as usize
+        }
+        _ => args.num_prompts,
+    }
+}
+
+/// `--ramp-up-strategy` with its rates, checked as vLLM checks them.
+fn ramp_up(args: &BenchArgs) -> anyhow::Result<Option<plan::RampUp>> {
+    let Some(strategy) = &args.ramp_up_strategy else {
+        if args.ramp_up_start_rps.is_some() || args.ramp_up_end_rps.is_some() {
+            bail!("--ramp-up-start-rps / --ramp-up-end-rps need --ramp-up-strategy linear|exponential");
+        }
+        return Ok(None);
+    };
+    if args.request_rate.is_finite() {
+        bail!("--ramp-up-strategy replaces --request-rate: give one or the other");
+    }
+    let (Some(start_rps), Some(end_rps)) = (args.ramp_up_start_rps, args.ramp_up_end_rps) else {
+        bail!("--ramp-up-strategy {strategy} needs both --ramp-up-start-rps and --ramp-up-end-rps");
+    };
+    let r = plan::RampUp {
+        exponential: strategy == "exponential",
+        start_rps,
+        end_rps,
+    };
+    r.validate()?;
+    Ok(Some(r))
 }
 
 fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
@@ -337,6 +444,7 @@ fn ready_check(plan: &plan::Plan, target: &Target, timeout_s: u64) -> anyhow::Re
         streamed: plan.streamed,
         requests: plan.requests[..1].to_vec(),
         length_mismatch_tokens: 0,
+        warmup: None,
     });
     let cfg = EngineConfig {
         addr: target.addr,
@@ -347,6 +455,7 @@ fn ready_check(plan: &plan::Plan, target: &Target, timeout_s: u64) -> anyhow::Re
         show_progress: false,
         busy_poll: std::time::Duration::ZERO,
         io_engine: Default::default(),
+        duration: None,
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
     loop {

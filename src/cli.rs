@@ -157,6 +157,28 @@ pub struct BenchArgs {
     /// Requests (copies of the first) sent before the measured run.
     #[arg(long, default_value_t = 0)]
     pub num_warmups: usize,
+    /// Stop sending new requests this many seconds after the start; requests not sent by then
+    /// are left out of the results. With a finite --request-rate the plan holds
+    /// ceil(rate × duration) requests (in place of --num-prompts).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// SGLang's warmup: this many copies of the first request, capped at 32 output tokens.
+    #[arg(long)]
+    pub warmup_requests: Option<usize>,
+    /// Ramp the request rate from --ramp-up-start-rps to --ramp-up-end-rps over the run:
+    /// linear or exponential (instead of --request-rate).
+    #[arg(long, value_parser = ["linear", "exponential"])]
+    pub ramp_up_strategy: Option<String>,
+    #[arg(long)]
+    pub ramp_up_start_rps: Option<f64>,
+    #[arg(long)]
+    pub ramp_up_end_rps: Option<f64>,
+    /// timed_trace: send each request at its trace timestamp (vLLM's default); --no-self-timed
+    /// paces it by --request-rate instead.
+    #[arg(long, overrides_with = "no_self_timed")]
+    pub self_timed: bool,
+    #[arg(long)]
+    pub no_self_timed: bool,
 
     // --- results -------------------------------------------------------------------------
     #[arg(long)]

@@ -32,6 +32,9 @@ pub struct RequestRecord {
     /// Whether the connection was opened for this request (not reused).
     pub new_connection: bool,
     pub error: Option<String>,
+    /// `--duration` ended before this request was due: it was never sent, and is left out
+    /// of the results.
+    pub not_sent: bool,
 }
 
 impl RequestRecord {

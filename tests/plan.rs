@@ -372,6 +372,7 @@ fn arrivals_follow_vllm() {
         request_rate,
         burstiness,
         seed: 7,
+        ramp_up: None,
     };
     assert_eq!(
         arrival_times(100, &spec(f64::INFINITY, 1.0)).unwrap(),

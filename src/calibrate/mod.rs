@@ -275,6 +275,7 @@ impl Step {
             show_progress: false,
             busy_poll: Duration::from_micros(args.busy_poll_us),
             io_engine: args.io_engine,
+            duration: None,
         };
 
         let rss = RssSampler::start(mock_cpus);

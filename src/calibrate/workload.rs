@@ -63,6 +63,7 @@ impl Workload {
             streamed: true,
             requests,
             length_mismatch_tokens: 0,
+            warmup: None,
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub busy_poll: Duration,
     /// Which event loop runs the shards.
     pub io_engine: IoEngine,
+    /// `--duration`: stop starting requests this long after `t0`.
+    pub duration: Option<Duration>,
 }
 
 /// The shard implementation: glommio's executor with one task per slot, or the direct engine
@@ -87,6 +89,8 @@ pub struct ShardSpec {
     pub all_at_once: bool,
     pub num_warmups: usize,
     pub progress: Arc<Vec<Counter>>,
+    /// Requests not started this many ns after `t0` are never sent (`--duration`).
+    pub deadline_ns: Option<u64>,
 }
 
 impl ShardSpec {
@@ -245,6 +249,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             all_at_once,
             num_warmups: cfg.num_warmups,
             progress: progress.clone(),
+            deadline_ns: cfg.duration.map(|d| d.as_nanos() as u64),
         });
         let start = start.clone();
         let busy_poll = cfg.busy_poll;

@@ -115,6 +115,15 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
         }
         shard.next.set(k + 1);
         let req = &shard.plan.requests[shard.mine[k]];
+        if let Some(deadline) = shard.spec.deadline_ns {
+            let now_ns = Instant::now()
+                .saturating_duration_since(shard.t0)
+                .as_nanos() as u64;
+            if req.arrival_ns.max(now_ns) >= deadline {
+                drop_unsent(&shard, k);
+                break;
+            }
+        }
 
         let due = shard.t0 + Duration::from_nanos(req.arrival_ns);
         let now = Instant::now();
@@ -149,12 +158,24 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
         .set(shard.connections.get() + conn.opened as u64);
 }
 
-/// Send the warmup requests (copies of the first planned request) on the shard's connections
+/// `--duration` is over: request `k` and every later one of this shard are never sent.
+fn drop_unsent(shard: &Shard, k: usize) {
+    // No worker has yielded since `k` was taken, so every later request is still untaken.
+    let len = shard.mine.len();
+    for rec in &mut shard.records.borrow_mut()[k..len] {
+        rec.not_sent = true;
+    }
+    shard.next.set(len);
+    shard.spec.progress[shard.spec.index].fetch_add((len - k) as u64, Ordering::Relaxed);
+}
+
+/// Send the warmup requests (the plan's warmup request, else copies of the first) on the shard's connections
 /// before the clock starts. Their results are not recorded.
 async fn warmup(spec: &ShardSpec, conns: &mut [Conn]) {
-    let Some(first) = spec.plan.requests.first() else {
+    if spec.plan.requests.is_empty() {
         return;
-    };
+    }
+    let first = spec.plan.request(crate::plan::WARMUP);
     let mut left = spec.my_warmups();
     while left > 0 {
         let batch = left.min(conns.len());

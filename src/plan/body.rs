@@ -7,6 +7,66 @@
 use serde_json::{json, Map, Value};
 
 use crate::backend::Api;
+use crate::workload::Message;
+
+/// What one request says, in a form every API can take its part of.
+#[derive(Clone, Copy, Debug)]
+pub struct Parts<'a> {
+    pub input: Input<'a>,
+    /// Messages before the user turn (chat-style APIs only).
+    pub history: &'a [Message],
+    /// `data:` URLs of images sent with the user turn.
+    pub images: &'a [String],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Text(&'a str),
+    /// Token ids (Completions' `prompt` as a list, SGLang's `input_ids`).
+    Ids(&'a [u32]),
+}
+
+impl<'a> Parts<'a> {
+    pub fn text(prompt: &'a str) -> Parts<'a> {
+        Parts {
+            input: Input::Text(prompt),
+            history: &[],
+            images: &[],
+        }
+    }
+
+    fn prompt_value(&self) -> Value {
+        match self.input {
+            Input::Text(t) => Value::from(t),
+            Input::Ids(ids) => Value::from(ids.to_vec()),
+        }
+    }
+
+    fn text_or_empty(&self) -> &'a str {
+        match self.input {
+            Input::Text(t) => t,
+            Input::Ids(_) => "",
+        }
+    }
+
+    /// Chat messages: the history, then the user turn as a text part followed by one
+    /// `image_url` part per image (vLLM's openai-chat order).
+    fn chat_messages(&self) -> Value {
+        let mut messages: Vec<Value> = self
+            .history
+            .iter()
+            .map(|m| json!({"role": m.role, "content": m.content}))
+            .collect();
+        let mut content = vec![json!({"type": "text", "text": self.text_or_empty()})];
+        content.extend(
+            self.images
+                .iter()
+                .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+        );
+        messages.push(json!({"role": "user", "content": content}));
+        Value::Array(messages)
+    }
+}
 
 /// Body of a streamed `/v1/completions` request:
 /// `model, prompt, repetition_penalty, max_tokens, logprobs, stream, stream_options`, then
@@ -19,12 +79,28 @@ pub fn completions_body(
     ignore_eos: bool,
     extra_body: &Map<String, Value>,
 ) -> Vec<u8> {
+    completions_map(
+        model,
+        Value::from(prompt),
+        max_tokens,
+        ignore_eos,
+        extra_body,
+    )
+}
+
+fn completions_map(
+    model: &str,
+    prompt: Value,
+    max_tokens: u32,
+    ignore_eos: bool,
+    extra_body: &Map<String, Value>,
+) -> Vec<u8> {
     let mut stream_options = Map::new();
     stream_options.insert("include_usage".into(), Value::Bool(true));
 
     let mut body = Map::new();
     body.insert("model".into(), Value::from(model));
-    body.insert("prompt".into(), Value::from(prompt));
+    body.insert("prompt".into(), prompt);
     body.insert("repetition_penalty".into(), Value::from(1.0));
     body.insert("max_tokens".into(), Value::from(max_tokens));
     body.insert("logprobs".into(), Value::Null);
@@ -79,19 +155,44 @@ pub fn request_body(
     ignore_eos: bool,
     extra_body: &Map<String, Value>,
 ) -> Vec<u8> {
+    parts_body(
+        api,
+        model,
+        lora,
+        &Parts::text(prompt),
+        max_tokens,
+        ignore_eos,
+        extra_body,
+    )
+}
+
+/// [`request_body`] for a prompt with history, images or token ids. The caller has checked
+/// that `api` can carry them (see `plan::parts_for`): text-only APIs take the text.
+pub fn parts_body(
+    api: Api,
+    model: &str,
+    lora: Option<&str>,
+    parts: &Parts,
+    max_tokens: u32,
+    ignore_eos: bool,
+    extra_body: &Map<String, Value>,
+) -> Vec<u8> {
+    let prompt = parts.text_or_empty();
     let mut body = Map::new();
     match api {
         Api::Completions => {
-            return completions_body(model, prompt, max_tokens, ignore_eos, extra_body)
+            return completions_map(
+                model,
+                parts.prompt_value(),
+                max_tokens,
+                ignore_eos,
+                extra_body,
+            )
         }
         Api::Chat => {
-            // vLLM's openai-chat: the prompt as one text part, max_completion_tokens, usage.
-            let part = json!({"type": "text", "text": prompt});
+            // vLLM's openai-chat: the prompt as a text part, max_completion_tokens, usage.
             body.insert("model".into(), Value::from(model));
-            body.insert(
-                "messages".into(),
-                json!([{"role": "user", "content": [part]}]),
-            );
+            body.insert("messages".into(), parts.chat_messages());
             body.insert("max_completion_tokens".into(), Value::from(max_tokens));
             body.insert("stream".into(), Value::Bool(true));
             body.insert("stream_options".into(), json!({"include_usage": true}));
@@ -101,7 +202,18 @@ pub fn request_body(
         }
         Api::Responses => {
             body.insert("model".into(), Value::from(model));
-            body.insert("input".into(), Value::from(prompt));
+            let input = if parts.history.is_empty() {
+                Value::from(prompt)
+            } else {
+                let mut turns: Vec<Value> = parts
+                    .history
+                    .iter()
+                    .map(|m| json!({"role": m.role, "content": m.content}))
+                    .collect();
+                turns.push(json!({"role": "user", "content": prompt}));
+                Value::Array(turns)
+            };
+            body.insert("input".into(), input);
             body.insert("max_output_tokens".into(), Value::from(max_tokens));
             body.insert("stream".into(), Value::Bool(true));
             body.insert("store".into(), Value::Bool(false));
@@ -111,7 +223,10 @@ pub fn request_body(
         }
         Api::SglangGenerate => {
             // SGLang's bench_serving for its native backend.
-            body.insert("text".into(), Value::from(prompt));
+            match parts.input {
+                Input::Text(t) => body.insert("text".into(), Value::from(t)),
+                Input::Ids(ids) => body.insert("input_ids".into(), Value::from(ids.to_vec())),
+            };
             body.insert(
                 "sampling_params".into(),
                 json!({"temperature": 0.0, "max_new_tokens": max_tokens, "ignore_eos": ignore_eos}),
@@ -121,6 +236,9 @@ pub fn request_body(
             body.insert("return_logprob".into(), Value::Bool(false));
             body.insert("return_routed_experts".into(), Value::Bool(false));
             body.insert("logprob_start_len".into(), Value::from(-1));
+            if !parts.images.is_empty() {
+                body.insert("image_data".into(), Value::from(parts.images.to_vec()));
+            }
         }
         Api::Tgi => {
             // vLLM's legacy tgi client.

@@ -16,8 +16,9 @@ use serde_json::{Map, Value};
 
 use crate::backend::{Api, Wire};
 use crate::tokenizer::Tokenizer;
-pub use arrivals::{arrival_times, ArrivalSpec};
-pub use body::{completions_body, request_body};
+use crate::workload::{self, DatasetArgs, Prompt, Sample};
+pub use arrivals::{arrival_times, ArrivalSpec, RampUp};
+pub use body::{completions_body, parts_body, request_body, Input, Parts};
 pub use framing::frame_request;
 pub use random::{LengthRanges, RandomDataset, RandomPrompt, RandomSpec};
 
@@ -54,6 +55,13 @@ pub struct PlanConfig {
     pub lora_round_robin: bool,
     /// Send the prompt as token ids (SGLang's `input_ids`).
     pub tokenize_prompt: bool,
+    /// `--ramp-up-strategy` with its start and end rates (replaces `request_rate`).
+    pub ramp_up: Option<RampUp>,
+    /// Send requests at their samples' trace timestamps instead of drawing arrivals.
+    pub replay_timestamps: bool,
+    /// SGLang's `--warmup-requests`: warm up with the first request capped at this many
+    /// output tokens (None: vLLM's warmups, exact copies of the first request).
+    pub warmup_output_cap: Option<usize>,
 }
 
 impl Default for PlanConfig {
@@ -80,6 +88,9 @@ impl Default for PlanConfig {
             lora_modules: Vec::new(),
             lora_round_robin: false,
             tokenize_prompt: false,
+            ramp_up: None,
+            replay_timestamps: false,
+            warmup_output_cap: None,
         }
     }
 }
@@ -96,9 +107,23 @@ pub struct Plan {
     /// Net tokens by which prompts missed their target length after vLLM's retries (positive:
     /// more than asked). vLLM prints the same sum as a warning when it is not zero.
     pub length_mismatch_tokens: i64,
+    /// What warmups send, when it is not simply the first request.
+    pub warmup: Option<PlannedRequest>,
 }
 
+/// The index [`Plan::request`] reads as "the warmup request".
+pub const WARMUP: usize = usize::MAX;
+
 impl Plan {
+    /// Request `i` of the plan, or the warmup request for [`WARMUP`].
+    pub fn request(&self, i: usize) -> &PlannedRequest {
+        if i == WARMUP {
+            self.warmup.as_ref().unwrap_or(&self.requests[0])
+        } else {
+            &self.requests[i]
+        }
+    }
+
     pub fn wire(&self) -> Wire {
         Wire {
             api: self.api,
@@ -119,48 +144,104 @@ pub struct PlannedRequest {
     pub wire: Box<[u8]>,
 }
 
-/// Builds every request of the `random` dataset against `/v1/completions`. Requests are built
-/// on all available cores; each depends only on the seed and its index, so the result does
-/// not depend on the number of threads or their timing.
+/// Builds every request of the `random` dataset from `cfg`'s lengths (see [`build_from`]).
 pub fn build(cfg: &PlanConfig, tok: &Tokenizer) -> anyhow::Result<Plan> {
     anyhow::ensure!(cfg.num_prompts >= 1, "--num-prompts must be at least 1");
-    let dataset = RandomDataset::new(
-        &RandomSpec {
-            input_len: cfg.input_len,
-            output_len: cfg.output_len,
-            range_ratio: cfg.range_ratio,
-            prefix_len: cfg.prefix_len,
-            seed: cfg.seed,
-        },
-        tok,
-    )?;
-    let arrivals = arrival_times(
-        cfg.num_prompts,
-        &ArrivalSpec {
-            request_rate: cfg.request_rate,
-            burstiness: cfg.burstiness,
-            seed: cfg.seed,
-        },
-    )?;
+    let args = DatasetArgs {
+        random_input_len: cfg.input_len,
+        random_output_len: Some(cfg.output_len),
+        random_range_ratio: cfg.range_ratio,
+        random_prefix_len: cfg.prefix_len,
+        ..DatasetArgs::default()
+    };
+    let ctx = workload::Ctx {
+        num_prompts: cfg.num_prompts,
+        seed: cfg.seed,
+        api: cfg.api,
+    };
+    build_from(cfg, workload::random::load(&args, &ctx, tok)?, tok)
+}
+
+/// Turns the workload's samples into requests: arrival times (drawn from the rate, the
+/// ramp-up, or the samples' trace timestamps) and each request's bytes. Requests are built
+/// on all available cores; each depends only on its sample, index and the seed, so the
+/// result does not depend on the number of threads or their timing.
+pub fn build_from(
+    cfg: &PlanConfig,
+    mut samples: Vec<Sample>,
+    tok: &Tokenizer,
+) -> anyhow::Result<Plan> {
+    anyhow::ensure!(!samples.is_empty(), "the workload has no requests");
+    let arrivals = if cfg.replay_timestamps {
+        trace_arrivals(&mut samples)?
+    } else {
+        arrival_times(
+            samples.len(),
+            &ArrivalSpec {
+                request_rate: cfg.request_rate,
+                burstiness: cfg.burstiness,
+                seed: cfg.seed,
+                ramp_up: cfg.ramp_up,
+            },
+        )?
+    };
     // Checked once here so that a bad header is one error, not one per request.
     framing::frame_request("POST", &cfg.path, &cfg.host_header, &cfg.headers, b"")?;
 
-    let built = build_parallel(cfg.num_prompts, |i| {
-        build_one(cfg, &dataset, i, arrivals[i])
+    let length_mismatch_tokens = samples.iter().map(|s| s.mismatch).sum();
+    let requests = build_parallel(samples.len(), |i| {
+        build_one(cfg, &samples[i], tok, (i, &i.to_string()), arrivals[i])
             .with_context(|| format!("building request {i} of the plan"))
     })?;
-    let mut requests = Vec::with_capacity(built.len());
-    let mut length_mismatch_tokens = 0;
-    for (request, mismatch) in built {
-        requests.push(request);
-        length_mismatch_tokens += mismatch;
-    }
+    let warmup = match cfg.warmup_output_cap {
+        Some(cap) => {
+            let first = Sample {
+                output_len: samples[0].output_len.min(cap).max(1),
+                ..samples[0].clone()
+            };
+            Some(
+                build_one(cfg, &first, tok, (0, "warmup"), 0)
+                    .context("building the warmup request")?,
+            )
+        }
+        None => None,
+    };
     Ok(Plan {
         api: cfg.api,
         streamed: cfg.stream && cfg.api.is_streamed(),
         requests,
         length_mismatch_tokens,
+        warmup,
     })
+}
+
+/// Trace replay: every sample must carry a timestamp; they are put in time order (stable,
+/// so equal times keep the file's order) and shifted so the earliest is sent at t0.
+fn trace_arrivals(samples: &mut [Sample]) -> anyhow::Result<Vec<u64>> {
+    if let Some(i) = samples.iter().position(|s| s.timestamp_s.is_none()) {
+        anyhow::bail!(
+            "trace replay: request {i} of the dataset has no timestamp; this dataset cannot \
+             be replayed by time (drop the replay flag to use --request-rate)"
+        );
+    }
+    let ts = |s: &Sample| s.timestamp_s.unwrap_or(0.0);
+    if let Some(bad) = samples.iter().find(|s| !ts(s).is_finite()) {
+        anyhow::bail!("trace replay: timestamp {} is not finite", ts(bad));
+    }
+    samples.sort_by(|a, b| ts(a).total_cmp(&ts(b)));
+    let first = ts(&samples[0]);
+    samples
+        .iter()
+        .map(|s| {
+            let ns = (ts(s) - first) * 1e9;
+            anyhow::ensure!(
+                ns < u64::MAX as f64 / 2.0,
+                "trace replay: timestamp {} is too far after the first ({first})",
+                ts(s)
+            );
+            Ok(ns.round() as u64)
+        })
+        .collect()
 }
 
 /// The LoRA adapter of request `index`: round-robin, or drawn from the seed (vLLM's
@@ -179,28 +260,73 @@ fn lora_for(cfg: &PlanConfig, index: usize) -> Option<&str> {
     Some(&cfg.lora_modules[k])
 }
 
+/// The sample's parts in the form `api` takes: ids are decoded for APIs that take only
+/// text, and text is encoded for `--tokenize-prompt`.
+fn parts_for<'s>(
+    cfg: &PlanConfig,
+    sample: &'s Sample,
+    tok: &Tokenizer,
+    owned_text: &'s mut String,
+    owned_ids: &'s mut Vec<u32>,
+) -> anyhow::Result<Parts<'s>> {
+    let takes_ids = matches!(cfg.api, Api::Completions | Api::SglangGenerate);
+    let input = match &sample.prompt {
+        Prompt::Ids(ids) if takes_ids => Input::Ids(ids),
+        Prompt::Ids(ids) => {
+            *owned_text = tok.decode(ids)?;
+            Input::Text(owned_text)
+        }
+        Prompt::Text(text) if cfg.tokenize_prompt => match &sample.token_ids {
+            Some(ids) => Input::Ids(ids),
+            None => {
+                *owned_ids = tok.encode(text)?;
+                Input::Ids(owned_ids)
+            }
+        },
+        Prompt::Text(text) => Input::Text(text),
+    };
+    let chat_like = matches!(cfg.api, Api::Chat | Api::Responses);
+    anyhow::ensure!(
+        sample.history.is_empty() || chat_like,
+        "this dataset sends a conversation (system prompt or earlier turns), which --backend \
+         with the {:?} format cannot carry; use a chat backend (e.g. openai-chat) or \
+         --apply-chat-template",
+        cfg.api
+    );
+    anyhow::ensure!(
+        sample.images.is_empty() || matches!(cfg.api, Api::Chat | Api::SglangGenerate),
+        "this dataset sends images, which only chat backends (openai-chat, vllm-chat, \
+         sglang-oai-chat) and SGLang's native /generate carry"
+    );
+    Ok(Parts {
+        input,
+        history: &sample.history,
+        images: &sample.images,
+    })
+}
+
+/// Request `index` of the plan; its `x-request-id` ends in `id` (the index, or "warmup").
 fn build_one(
     cfg: &PlanConfig,
-    dataset: &RandomDataset,
-    index: usize,
+    sample: &Sample,
+    tok: &Tokenizer,
+    (index, id): (usize, &str),
     arrival_ns: u64,
-) -> anyhow::Result<(PlannedRequest, i64)> {
-    let prompt = dataset.prompt(index)?;
-    let output_len = u32::try_from(prompt.output_len).context("output length exceeds u32")?;
-    let prompt_len = u32::try_from(prompt.prompt_len).context("prompt length exceeds u32")?;
+) -> anyhow::Result<PlannedRequest> {
+    let output_len = u32::try_from(sample.output_len).context("output length exceeds u32")?;
+    let prompt_len = u32::try_from(sample.prompt_len).context("prompt length exceeds u32")?;
     let lora = lora_for(cfg, index);
-    let mut body = request_body(
+    let (mut text, mut ids) = (String::new(), Vec::new());
+    let parts = parts_for(cfg, sample, tok, &mut text, &mut ids)?;
+    let mut body = parts_body(
         cfg.api,
         lora.unwrap_or(&cfg.model),
         lora,
-        &prompt.prompt,
+        &parts,
         output_len,
         cfg.ignore_eos,
         &cfg.extra_body,
     );
-    if cfg.tokenize_prompt {
-        body = body::with_input_ids(&body, &prompt.token_ids);
-    }
     if !cfg.stream {
         body = body::without_streaming(&body);
     }
@@ -214,18 +340,15 @@ fn build_one(
     );
     headers.push((
         "x-request-id".to_string(),
-        format!("{}{index}", cfg.request_id_prefix),
+        format!("{}{id}", cfg.request_id_prefix),
     ));
     let wire = frame_request("POST", &cfg.path, &cfg.host_header, &headers, &body)?;
-    Ok((
-        PlannedRequest {
-            prompt_len,
-            output_len,
-            arrival_ns,
-            wire: wire.into_boxed_slice(),
-        },
-        prompt.mismatch,
-    ))
+    Ok(PlannedRequest {
+        prompt_len,
+        output_len,
+        arrival_ns,
+        wire: wire.into_boxed_slice(),
+    })
 }
 
 /// Runs `job(0..n)` on up to all available cores and returns the results in index order.
@@ -291,6 +414,125 @@ mod tests {
         fn shareable<T: Send + Sync>() {}
         shareable::<Plan>();
         shareable::<Tokenizer>();
+    }
+
+    fn body_of(r: &PlannedRequest) -> Value {
+        let at = r.wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        serde_json::from_slice(&r.wire[at..]).unwrap()
+    }
+
+    fn cfg(api: Api) -> PlanConfig {
+        PlanConfig {
+            api,
+            model: "m".into(),
+            ..PlanConfig::default()
+        }
+    }
+
+    #[test]
+    fn trace_timestamps_become_sorted_arrivals_from_zero() {
+        let tok = Tokenizer::embedded_default();
+        let mut samples = Vec::new();
+        for (text, ts) in [
+            ("late", 12.0),
+            ("first", 10.5),
+            ("mid", 11.0),
+            ("tie", 11.0),
+        ] {
+            let mut s = Sample::text(text.into(), 1, 4);
+            s.timestamp_s = Some(ts);
+            samples.push(s);
+        }
+        let c = PlanConfig {
+            replay_timestamps: true,
+            ..cfg(Api::Completions)
+        };
+        let plan = build_from(&c, samples.clone(), &tok).unwrap();
+        let arrivals: Vec<u64> = plan.requests.iter().map(|r| r.arrival_ns).collect();
+        assert_eq!(arrivals, [0, 500_000_000, 500_000_000, 1_500_000_000]);
+        let prompts: Vec<Value> = plan
+            .requests
+            .iter()
+            .map(|r| body_of(r)["prompt"].clone())
+            .collect();
+        assert_eq!(prompts, ["first", "mid", "tie", "late"]);
+
+        samples[2].timestamp_s = None;
+        let e = build_from(&c, samples, &tok).unwrap_err().to_string();
+        assert!(e.contains("no timestamp"), "{e}");
+    }
+
+    #[test]
+    fn each_api_gets_the_parts_it_can_carry() {
+        let tok = Tokenizer::embedded_default();
+        let ids = tok.encode("hello world").unwrap();
+        let mut s = Sample::text(String::new(), ids.len(), 4);
+        s.prompt = Prompt::Ids(ids.clone());
+
+        let plan = build_from(&cfg(Api::Completions), vec![s.clone()], &tok).unwrap();
+        assert_eq!(body_of(&plan.requests[0])["prompt"], serde_json::json!(ids));
+        let plan = build_from(&cfg(Api::SglangGenerate), vec![s.clone()], &tok).unwrap();
+        assert_eq!(
+            body_of(&plan.requests[0])["input_ids"],
+            serde_json::json!(ids)
+        );
+        // Text-only APIs get the decoded text.
+        let plan = build_from(&cfg(Api::Tgi), vec![s.clone()], &tok).unwrap();
+        assert_eq!(body_of(&plan.requests[0])["inputs"], "hello world");
+
+        let mut chat = Sample::text("what is in it?".into(), 4, 4);
+        chat.history = vec![workload::Message {
+            role: "system".into(),
+            content: "be brief".into(),
+        }];
+        chat.images = vec!["data:image/png;base64,AAAA".into()];
+        let plan = build_from(&cfg(Api::Chat), vec![chat.clone()], &tok).unwrap();
+        let body = body_of(&plan.requests[0]);
+        assert_eq!(
+            body["messages"][0],
+            serde_json::json!({"role": "system", "content": "be brief"})
+        );
+        assert_eq!(body["messages"][1]["role"], "user");
+        let content = &body["messages"][1]["content"];
+        assert_eq!(
+            content[0],
+            serde_json::json!({"type": "text", "text": "what is in it?"})
+        );
+        assert_eq!(content[1]["image_url"]["url"], "data:image/png;base64,AAAA");
+
+        let e = build_from(&cfg(Api::Completions), vec![chat.clone()], &tok).unwrap_err();
+        assert!(format!("{e:#}").contains("chat backend"), "{e:#}");
+        chat.history.clear();
+        let e = build_from(&cfg(Api::Tgi), vec![chat.clone()], &tok).unwrap_err();
+        assert!(format!("{e:#}").contains("images"), "{e:#}");
+        let plan = build_from(&cfg(Api::SglangGenerate), vec![chat], &tok).unwrap();
+        assert_eq!(
+            body_of(&plan.requests[0])["image_data"],
+            serde_json::json!(["data:image/png;base64,AAAA"])
+        );
+    }
+
+    #[test]
+    fn sglang_warmup_is_the_first_request_with_a_short_output() {
+        let tok = Tokenizer::embedded_default();
+        let samples = vec![
+            Sample::text("a b c".into(), 3, 200),
+            Sample::text("d".into(), 1, 5),
+        ];
+        let c = PlanConfig {
+            warmup_output_cap: Some(32),
+            ..cfg(Api::Completions)
+        };
+        let plan = build_from(&c, samples.clone(), &tok).unwrap();
+        let warm = body_of(plan.request(WARMUP));
+        assert_eq!(warm["max_tokens"], 32);
+        assert_eq!(warm["prompt"], "a b c");
+        assert!(String::from_utf8_lossy(&plan.request(WARMUP).wire)
+            .contains("x-request-id: bench-warmup"));
+        assert_eq!(body_of(&plan.requests[0])["max_tokens"], 200);
+        // vLLM's warmups are exact copies of the first request.
+        let plain = build_from(&cfg(Api::Completions), samples, &tok).unwrap();
+        assert_eq!(plain.request(WARMUP), &plain.requests[0]);
     }
 
     #[test]

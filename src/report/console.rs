@@ -127,6 +127,7 @@ mod tests {
             max_concurrency: Some(256),
             percentile_metrics: vec![MetricKey::Ttft],
             percentiles: vec![99.0, 99.9],
+            ramp_up: None,
         };
         let f = Figures {
             completed: 2000,

@@ -109,6 +109,8 @@ pub struct RunInfo {
     pub max_concurrency: Option<usize>,
     pub percentile_metrics: Vec<MetricKey>,
     pub percentiles: Vec<f64>,
+    /// `--ramp-up-strategy` and its rates, when the rate ramps.
+    pub ramp_up: Option<crate::plan::RampUp>,
 }
 
 #[derive(Clone, Debug)]

@@ -55,6 +55,11 @@ pub fn build(
     );
     m.insert("burstiness".into(), json!(info.burstiness));
     m.insert("max_concurrency".into(), json!(info.max_concurrency));
+    if let Some(r) = &info.ramp_up {
+        m.insert("ramp_up_strategy".into(), json!(r.strategy_name()));
+        m.insert("ramp_up_start_rps".into(), rps_value(r.start_rps));
+        m.insert("ramp_up_end_rps".into(), rps_value(r.end_rps));
+    }
 
     let secs = |ns: u64| ns as f64 / 1e9;
     m.insert("duration".into(), json!(f.duration_s));
@@ -157,15 +162,32 @@ pub fn file_name(
                 .max_concurrency
                 .map(|c| format!("-concurrency{c}"))
                 .unwrap_or_default();
-            format!(
-                "{label}-{}qps{conc}-{model}-{date}.json",
-                py_float(info.request_rate)
-            )
+            match &info.ramp_up {
+                Some(r) => format!(
+                    "{label}-ramp-up-{}-{}qps-{}qps{conc}-{model}-{date}.json",
+                    r.strategy_name(),
+                    rps_value(r.start_rps),
+                    rps_value(r.end_rps)
+                ),
+                None => format!(
+                    "{label}-{}qps{conc}-{model}-{date}.json",
+                    py_float(info.request_rate)
+                ),
+            }
         }
     };
     match result_dir {
         Some(d) => Path::new(d).join(name),
         None => PathBuf::from(name),
+    }
+}
+
+/// vLLM's ramp-up rates are ints: written as such when they are whole.
+fn rps_value(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
     }
 }
 

@@ -44,6 +44,8 @@ pub(super) struct Phase {
 }
 
 pub(super) struct Timed {
+    /// `--duration`: requests not started by this time (from `t0`) are never sent.
+    pub deadline_ns: Option<u64>,
     pub metrics: Metrics,
     pub last_done_ns: u64,
     pub progress: Arc<Vec<Counter>>,
@@ -185,13 +187,17 @@ impl Driver {
         if ph.next >= ph.records.len() || ph.active >= ph.cap {
             return None;
         }
-        let due = ph.t0 + Duration::from_nanos(ph.records[ph.next].arrival_ns);
+        let mut due_ns = ph.records[ph.next].arrival_ns;
+        if let Some(deadline) = ph.timed.as_ref().and_then(|t| t.deadline_ns) {
+            due_ns = due_ns.min(deadline);
+        }
+        let due = ph.t0 + Duration::from_nanos(due_ns);
         Some(due.saturating_duration_since(Instant::now()))
     }
 
     /// Start every request that is due while a slot is free, in plan order.
     fn dispatch(&mut self, ph: &mut Phase) {
-        if ph.next >= ph.records.len() || ph.active >= ph.cap {
+        if ph.next >= ph.records.len() {
             return;
         }
         let now = Instant::now();
@@ -200,6 +206,15 @@ impl Driver {
             return;
         };
         let elapsed = elapsed.as_nanos() as u64;
+        if let Some(deadline) = ph.timed.as_ref().and_then(|t| t.deadline_ns) {
+            if elapsed >= deadline {
+                self.drop_unsent(ph);
+                return;
+            }
+        }
+        if ph.active >= ph.cap {
+            return;
+        }
         while ph.next < ph.records.len()
             && ph.active < ph.cap
             && ph.records[ph.next].arrival_ns <= elapsed
@@ -296,7 +311,7 @@ impl Driver {
     fn send(&mut self, ph: &Phase, slot: usize) {
         let c = &mut self.conns[slot];
         let Some(job) = &c.job else { return };
-        let wire = &self.plan.requests[ph.plan_idx[job.k]].wire;
+        let wire = &self.plan.request(ph.plan_idx[job.k]).wire;
         let rest = &wire[job.sent.min(wire.len())..];
         c.sending = true;
         // A request over 4 GiB goes out in several sends, like any short send.
@@ -398,7 +413,7 @@ impl Driver {
             return;
         }
         job.sent += res as usize;
-        let len = self.plan.requests[ph.plan_idx[job.k]].wire.len();
+        let len = self.plan.request(ph.plan_idx[job.k]).wire.len();
         if job.sent == len {
             ph.records[job.k].sent_ns = ns_between(ph.t0, now);
         }
@@ -555,6 +570,19 @@ impl Driver {
                 t.metrics.record_request(rec);
             }
             t.progress[t.index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `--duration` is over: every request not yet started is marked never sent.
+    fn drop_unsent(&mut self, ph: &mut Phase) {
+        let left = ph.records.len() - ph.next;
+        for rec in &mut ph.records[ph.next..] {
+            rec.not_sent = true;
+        }
+        ph.next = ph.records.len();
+        ph.done += left;
+        if let Some(t) = ph.timed.as_ref() {
+            t.progress[t.index].fetch_add(left as u64, Ordering::Relaxed);
         }
     }
 

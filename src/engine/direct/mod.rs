@@ -53,6 +53,7 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
     };
     let cpu_at_t0 = super::thread_cpu_ns();
     let timed = Timed {
+        deadline_ns: spec.deadline_ns,
         metrics: Default::default(),
         last_done_ns: 0,
         progress: spec.progress.clone(),
@@ -79,20 +80,27 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
     }
 }
 
-/// Send the warmup requests (copies of the first planned request) before the clock starts,
+/// Send the warmup requests (the plan's warmup request, else copies of the first) before the clock starts,
 /// in batches of at most one per pooled connection, as the glommio shard does. Their results
 /// are not recorded.
 fn warmup(spec: &ShardSpec, driver: &mut Driver, pool: usize) {
-    let Some(first) = spec.plan.requests.first() else {
+    if spec.plan.requests.is_empty() {
         return;
-    };
+    }
+    let first = spec.plan.request(crate::plan::WARMUP);
     let mut left = spec.my_warmups();
     while left > 0 {
         let batch = left.min(pool.max(1));
         let records = (0..batch)
             .map(|_| RequestRecord::with_capacity(first.prompt_len, first.output_len, 0))
             .collect();
-        let mut phase = Phase::new(vec![0; batch], records, Instant::now(), batch, None);
+        let mut phase = Phase::new(
+            vec![crate::plan::WARMUP; batch],
+            records,
+            Instant::now(),
+            batch,
+            None,
+        );
         driver.run(&mut phase);
         left -= batch;
     }
