@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-1000}; secs=${2:-10}; shift $(( $# > 2 ? 2 : $# )) || true
 cargo build --release --quiet
-bin=target/release/servebench
+bin=${CARGO_TARGET_DIR:-target}/release/servebench
+
 work=$(mktemp -d /tmp/servebench-trace.XXXXXX)
 trap 'kill ${mock:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 - "$rate" "$secs" > "$work/trace.jsonl" <<'PY'

@@ -481,19 +481,27 @@ fn apply_chat_template_through_load() {
     let mut args = gsp(2, 2);
     args.gsp_system_prompt_len = 10;
     args.gsp_question_len = 5;
-    let bare = load(&args, &ctx(4, 1, Api::Chat), &tok).unwrap();
+    let bare = load(&args, &ctx(4, 1, Api::Completions), &tok).unwrap();
+    let bare_chat = load(&args, &ctx(4, 1, Api::Chat), &tok).unwrap();
     args.apply_chat_template = true;
-    let templated = load(&args, &ctx(4, 1, Api::Chat), &tok).unwrap();
+    let templated = load(&args, &ctx(4, 1, Api::Completions), &tok).unwrap();
     for (t, b) in templated.iter().zip(&bare) {
         assert!(t.history.is_empty());
-        assert!(text(t).starts_with("<｜begin▁of▁sentence｜><|system|>\n"));
+        // No system message in a Completions prompt: the template's default system prompt.
+        assert!(text(t)
+            .starts_with("<｜begin▁of▁sentence｜><|system|>\nYou are a helpful assistant.\n"));
         assert!(text(t).ends_with("<|assistant|>\n"));
-        assert!(text(t).contains(b.history[0].content.trim()));
+        assert!(text(t).contains(text(b).trim()));
         assert_eq!(t.prompt_len, tok.count(text(t)).unwrap());
         assert!(t.prompt_len > b.prompt_len);
     }
+    // A chat backend sends messages; the server applies its own template.
+    assert_eq!(load(&args, &ctx(4, 1, Api::Chat), &tok).unwrap(), bare_chat);
     args.skip_chat_template = true;
-    assert_eq!(load(&args, &ctx(4, 1, Api::Chat), &tok).unwrap(), bare);
+    assert_eq!(
+        load(&args, &ctx(4, 1, Api::Completions), &tok).unwrap(),
+        bare
+    );
 }
 
 #[test]

@@ -195,7 +195,7 @@ impl DatasetArgs {
     /// Whose random semantics apply: the flag, else SGLang's when its flags say so.
     pub fn random_flavor(&self) -> RandomFlavor {
         self.random_flavor.unwrap_or(
-            if self.dataset_name == "random-ids"
+            if matches!(self.dataset_name.as_str(), "random-ids" | "image")
                 || (self.dataset_name == "random" && self.dataset_path.is_some())
             {
                 RandomFlavor::Sglang

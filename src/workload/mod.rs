@@ -130,7 +130,13 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
         "--dataset-name {name}: the dataset gave no requests (every row was filtered out); \
          check --dataset-path and the length flags"
     );
-    if args.apply_chat_template && !args.skip_chat_template {
+    let chat_api = matches!(ctx.api, Api::Chat | Api::Responses);
+    if args.apply_chat_template && !args.skip_chat_template && chat_api {
+        eprintln!(
+            "Note: --apply-chat-template is left to the server: a chat backend sends messages \
+             and the server applies its own template"
+        );
+    } else if args.apply_chat_template && !args.skip_chat_template {
         let template = chat_template::ChatTemplate::for_tokenizer(tok, args)?;
         for s in samples.iter_mut() {
             template.apply(s, tok)?;
