@@ -131,15 +131,29 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
          check --dataset-path and the length flags"
     );
     let chat_api = matches!(ctx.api, Api::Chat | Api::Responses);
-    if args.apply_chat_template && !args.skip_chat_template && chat_api {
-        eprintln!(
-            "Note: --apply-chat-template is left to the server: a chat backend sends messages \
-             and the server applies its own template"
-        );
-    } else if args.apply_chat_template && !args.skip_chat_template {
-        let template = chat_template::ChatTemplate::for_tokenizer(tok, args)?;
-        for s in samples.iter_mut() {
-            template.apply(s, tok)?;
+    // vLLM templates custom and hf prompts client-side unless told not to.
+    let by_default = matches!(name, "custom" | "hf") && !args.apply_chat_template;
+    let wanted = (args.apply_chat_template || by_default) && !args.skip_chat_template;
+    if wanted && chat_api {
+        if args.apply_chat_template {
+            eprintln!(
+                "Note: --apply-chat-template is left to the server: a chat backend sends \
+                 messages and the server applies its own template"
+            );
+        }
+    } else if wanted {
+        match chat_template::ChatTemplate::for_tokenizer(tok, args) {
+            Ok(template) => {
+                for s in samples.iter_mut() {
+                    template.apply(s, tok)?;
+                }
+            }
+            Err(e) if by_default => eprintln!(
+                "Note: vLLM applies the tokenizer's chat template to {name} prompts; this one \
+                 has none ({e:#}), so prompts are sent as they are (--skip-chat-template \
+                 silences this)"
+            ),
+            Err(e) => return Err(e),
         }
     }
     Ok(samples)
