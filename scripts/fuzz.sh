@@ -12,7 +12,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(response sse chunked completions formats)
+    targets=(response sse chunked completions formats datasets)
 fi
 
 cd "$(dirname "$0")/.."
