@@ -11,7 +11,7 @@ cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/servebench
 
 work=$(mktemp -d /tmp/servebench-trace.XXXXXX)
-trap 'kill ${mock:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill ${mock:-} 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
 python3 - "$rate" "$secs" > "$work/trace.jsonl" <<'PY'
 import json, random, sys
 rate, secs = float(sys.argv[1]), float(sys.argv[2])

@@ -89,10 +89,12 @@ impl Io {
         if !self.ring.completion().is_empty() {
             return self.ring.submit().map(drop).or_else(transient);
         }
+        let mut timeout = timeout;
         if !spin.is_zero() {
             let spin = timeout.map_or(spin, |t| t.min(spin));
             self.ring.submit().or_else(|e| transient(e).map(|_| 0))?;
-            let until = Instant::now() + spin;
+            let began = Instant::now();
+            let until = began + spin;
             let mut turns = 0u32;
             loop {
                 if self.ring.submission().taskrun() {
@@ -107,6 +109,14 @@ impl Io {
                     break;
                 }
                 std::hint::spin_loop();
+            }
+            // The spin used up part of the timeout: sleep only for what is left of it.
+            if let Some(t) = timeout {
+                let left = t.saturating_sub(began.elapsed());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                timeout = Some(left);
             }
         }
         let r = match timeout {
@@ -141,5 +151,24 @@ fn transient(e: io::Error) -> io::Result<()> {
     match e.raw_os_error() {
         Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
         _ => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait that spins first must sleep only for what is left of its timeout: spinning the
+    /// whole timeout and then sleeping it again sent every due request one timeout late.
+    #[test]
+    fn spinning_counts_against_the_timeout() {
+        let mut io = Io::new().expect("io_uring");
+        let t = Duration::from_millis(40);
+        let began = Instant::now();
+        io.wait(Some(t), t).unwrap();
+        let took = began.elapsed();
+        assert!(took >= t, "returned early: {took:?}");
+        // Twice the timeout is what the old code took; anything near one timeout is right.
+        assert!(took < t * 3 / 2, "waited {took:?} for a {t:?} timeout");
     }
 }
