@@ -85,6 +85,21 @@ pub struct RandomPrompt {
     pub mismatch: i64,
 }
 
+/// Ids a random prompt may be built from: `0..vocab_size` without the special ids, ascending.
+pub fn allowed_ids(tok: &Tokenizer) -> anyhow::Result<Vec<u32>> {
+    let special = tok.special_ids();
+    let allowed: Vec<u32> = (0..tok.vocab_size() as u32)
+        .filter(|id| special.binary_search(id).is_err())
+        .collect();
+    ensure!(
+        !allowed.is_empty(),
+        "tokenizer {}: every id below vocab_size {} is special; cannot build random prompts",
+        tok.id(),
+        tok.vocab_size()
+    );
+    Ok(allowed)
+}
+
 /// Everything shared by all requests; [`RandomDataset::prompt`] builds any one of them, from
 /// any thread, in any order.
 pub struct RandomDataset<'t> {
@@ -125,16 +140,7 @@ impl<'t> RandomDataset<'t> {
         }
 
         let vocab_size = tok.vocab_size();
-        let special = tok.special_ids();
-        let allowed: Vec<u32> = (0..vocab_size as u32)
-            .filter(|id| special.binary_search(id).is_err())
-            .collect();
-        ensure!(
-            !allowed.is_empty(),
-            "tokenizer {}: every id below vocab_size {vocab_size} is special; cannot build \
-             random prompts",
-            tok.id()
-        );
+        let allowed = allowed_ids(tok)?;
 
         let mut rng = seeded::rng(spec.seed, Stream::Prefix, 0);
         let prefix = (0..spec.prefix_len)

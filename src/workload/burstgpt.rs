@@ -21,9 +21,10 @@ use anyhow::{anyhow, bail};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::prefix_repetition::{allowed_ids, fit_after, MAX_PROMPT_TOKENS};
+use super::prefix_repetition::{fit_after, MAX_PROMPT_TOKENS};
 use super::{source, Ctx, DatasetArgs, Prompt, Sample};
 use crate::plan::build_parallel;
+use crate::plan::random::allowed_ids;
 use crate::plan::seeded::{self, Stream};
 use crate::tokenizer::Tokenizer;
 

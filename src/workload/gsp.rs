@@ -30,7 +30,7 @@ use rand::Rng;
 use super::{source, Ctx, DatasetArgs, Message, Sample};
 use crate::backend::Api;
 use crate::plan::build_parallel;
-use crate::plan::random::MAX_RETRY;
+use crate::plan::random::{allowed_ids, MAX_RETRY};
 use crate::plan::seeded::{self, Stream};
 use crate::tokenizer::Tokenizer;
 
@@ -42,20 +42,6 @@ pub struct RandomText {
     pub ids: Vec<u32>,
     /// Tokens by which the text still misses its target after the retries (positive: more).
     pub mismatch: i64,
-}
-
-/// Ids a random prompt may use: `0..vocab_size` without the special ids, ascending.
-pub fn allowed_ids(tok: &Tokenizer) -> anyhow::Result<Vec<u32>> {
-    let special = tok.special_ids();
-    let allowed: Vec<u32> = (0..tok.vocab_size() as u32)
-        .filter(|id| special.binary_search(id).is_err())
-        .collect();
-    ensure!(
-        !allowed.is_empty(),
-        "tokenizer {}: every id below its vocab size is special; cannot build random prompts",
-        tok.id()
-    );
-    Ok(allowed)
 }
 
 /// `len` ids drawn uniformly from `allowed`, decoded, then re-encoded and padded or truncated

@@ -39,11 +39,11 @@ use base64::Engine;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::{Rng, RngCore};
 
-use super::gsp::{allowed_ids, random_text, sglang_len};
+use super::gsp::{random_text, sglang_len};
 use super::{Ctx, DatasetArgs, Prompt, Sample};
 use crate::backend::Api;
 use crate::plan::build_parallel;
-use crate::plan::random::{RandomDataset, RandomSpec};
+use crate::plan::random::{allowed_ids, RandomDataset};
 use crate::plan::seeded::{self, Stream};
 use crate::tokenizer::Tokenizer;
 
@@ -357,16 +357,7 @@ fn load_random_mm(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Res
     let weights = WeightedIndex::new(buckets.iter().map(|b| b.probability))
         .map_err(|e| anyhow!("--random-mm-bucket-config: cannot weight the buckets ({e})"))?;
 
-    let text = RandomDataset::new(
-        &RandomSpec {
-            input_len: args.random_input_len(),
-            output_len: args.random_output_len(),
-            range_ratio: args.random_range_ratio,
-            prefix_len: args.random_prefix_len,
-            seed: ctx.seed,
-        },
-        tok,
-    )?;
+    let text = RandomDataset::new(&super::random::vllm_spec(args, ctx.seed), tok)?;
     // vLLM saves PIL images as JPEG without a quality: PIL's default, 75.
     let maker = ImageMaker::new(Format::Jpeg { quality: 75 }, Content::Random);
     build_parallel(ctx.num_prompts, |i| {

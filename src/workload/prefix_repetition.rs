@@ -19,27 +19,12 @@ use rand::Rng;
 
 use super::{source, Ctx, DatasetArgs, Prompt, Sample};
 use crate::plan::build_parallel;
-use crate::plan::random::MAX_RETRY;
+use crate::plan::random::{allowed_ids, MAX_RETRY};
 use crate::plan::seeded::{self, Stream};
 use crate::tokenizer::Tokenizer;
 
 /// Longest prompt a dataset row may ask for; a bigger number is a broken row, not a prompt.
 pub const MAX_PROMPT_TOKENS: u64 = 1 << 24;
-
-/// `0..vocab_size` without the special ids, ascending: the ids random prompts are built from.
-pub fn allowed_ids(tok: &Tokenizer) -> anyhow::Result<Vec<u32>> {
-    let special = tok.special_ids();
-    let allowed: Vec<u32> = (0..tok.vocab_size() as u32)
-        .filter(|id| special.binary_search(id).is_err())
-        .collect();
-    ensure!(
-        !allowed.is_empty(),
-        "tokenizer {}: every id below vocab_size {} is special; cannot build random prompts",
-        tok.id(),
-        tok.vocab_size()
-    );
-    Ok(allowed)
-}
 
 /// `n` ids drawn uniformly from `allowed`.
 pub fn random_ids(rng: &mut impl Rng, allowed: &[u32], n: usize) -> Vec<u32> {

@@ -24,17 +24,19 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
     }
 }
 
+/// The `--random-*` flags as vLLM's random dataset reads them.
+pub fn vllm_spec(args: &DatasetArgs, seed: u64) -> RandomSpec {
+    RandomSpec {
+        input_len: args.random_input_len(),
+        output_len: args.random_output_len(),
+        range_ratio: args.random_range_ratio,
+        prefix_len: args.random_prefix_len,
+        seed,
+    }
+}
+
 fn load_vllm(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Vec<Sample>> {
-    let dataset = RandomDataset::new(
-        &RandomSpec {
-            input_len: args.random_input_len(),
-            output_len: args.random_output_len(),
-            range_ratio: args.random_range_ratio,
-            prefix_len: args.random_prefix_len,
-            seed: ctx.seed,
-        },
-        tok,
-    )?;
+    let dataset = RandomDataset::new(&vllm_spec(args, ctx.seed), tok)?;
     build_parallel(ctx.num_prompts, |i| {
         let p = dataset.prompt(i)?;
         Ok(Sample {
@@ -220,17 +222,7 @@ impl Fitted {
 
 impl<'t> ExactLength<'t> {
     pub fn new(tok: &'t Tokenizer) -> anyhow::Result<ExactLength<'t>> {
-        let special = tok.special_ids();
-        let allowed: Vec<u32> = (0..tok.vocab_size() as u32)
-            .filter(|id| special.binary_search(id).is_err())
-            .collect();
-        ensure!(
-            !allowed.is_empty(),
-            "tokenizer {}: every id below vocab_size {} is special; cannot build prompts from \
-             ids",
-            tok.id(),
-            tok.vocab_size()
-        );
+        let allowed = crate::plan::random::allowed_ids(tok)?;
         let filler = find_filler(tok)?;
         Ok(ExactLength {
             tok,

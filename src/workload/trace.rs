@@ -38,11 +38,12 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail, ensure};
 use serde_json::Value;
 
-use super::prefix_repetition::{allowed_ids, fit_after, random_ids, MAX_PROMPT_TOKENS};
+use super::prefix_repetition::{fit_after, random_ids, MAX_PROMPT_TOKENS};
 use super::source::{self, Row};
 use super::{Ctx, DatasetArgs, Prompt, Sample};
 use crate::backend::Api;
 use crate::plan::build_parallel;
+use crate::plan::random::allowed_ids;
 use crate::plan::seeded::{self, Stream};
 use crate::tokenizer::Tokenizer;
 
