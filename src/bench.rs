@@ -42,10 +42,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "{}",
         workload::stats::render(&args.dataset.dataset_name, &workload::stats::of(&samples))
     );
-    let info = RunInfo {
-        num_prompts: samples.len(),
-        ..info
-    };
     let plan = Arc::new(plan::build_from(&plan_cfg, samples, &tokenizer)?);
     eprintln!(
         "Built the plan: {} requests in {:.2} s",

@@ -116,22 +116,6 @@ fn completions_map(
     Value::Object(body).to_string().into_bytes()
 }
 
-/// An SGLang body with the prompt as token ids: `input_ids` in place of `text` (SGLang's
-/// `--tokenize-prompt`).
-pub fn with_input_ids(body: &[u8], ids: &[u32]) -> Vec<u8> {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-        return body.to_vec();
-    };
-    let swapped: Map<String, Value> = map
-        .into_iter()
-        .map(|(k, v)| match k.as_str() {
-            "text" => ("input_ids".to_string(), Value::from(ids.to_vec())),
-            _ => (k, v),
-        })
-        .collect();
-    Value::Object(swapped).to_string().into_bytes()
-}
-
 /// The same body asking for one JSON reply: `"stream": false` in place, `stream_options`
 /// dropped (OpenAI servers refuse it without streaming).
 pub fn without_streaming(body: &[u8]) -> Vec<u8> {
@@ -385,14 +369,5 @@ mod tests {
             (trt["min_length"].as_u64(), trt["text_input"].as_str()),
             (Some(7), Some("hi"))
         );
-    }
-
-    #[test]
-    fn tokenized_prompts_replace_text_in_place() {
-        let body = request_body(Api::SglangGenerate, "m", None, "hi", 7, true, &Map::new());
-        let ids = parse(&with_input_ids(&body, &[5, 6]));
-        assert_eq!(ids.keys().next().map(String::as_str), Some("input_ids"));
-        assert_eq!(ids["input_ids"], json!([5, 6]));
-        assert!(!ids.contains_key("text"));
     }
 }

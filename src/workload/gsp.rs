@@ -27,54 +27,24 @@ use anyhow::{bail, ensure};
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::Rng;
 
+use super::prefix_repetition::{fit_after, random_ids, Fitted};
 use super::{source, Ctx, DatasetArgs, Message, Sample};
 use crate::backend::Api;
 use crate::plan::build_parallel;
-use crate::plan::random::{allowed_ids, MAX_RETRY};
+use crate::plan::random::allowed_ids;
 use crate::plan::seeded::{self, Stream};
 use crate::tokenizer::Tokenizer;
 
-/// Random text of an exact token length.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RandomText {
-    pub text: String,
-    /// `text` encoded without special tokens.
-    pub ids: Vec<u32>,
-    /// Tokens by which the text still misses its target after the retries (positive: more).
-    pub mismatch: i64,
-}
-
-/// `len` ids drawn uniformly from `allowed`, decoded, then re-encoded and padded or truncated
-/// until the text encodes to `len` tokens (at most [`MAX_RETRY`] rounds).
+/// `len` ids drawn uniformly from `allowed`, fitted to exactly `len` tokens by vLLM's
+/// decode → re-encode → adjust loop ([`fit_after`] with nothing in front).
 pub fn random_text(
     tok: &Tokenizer,
     allowed: &[u32],
     len: usize,
     rng: &mut impl Rng,
-) -> anyhow::Result<RandomText> {
-    let mut ids: Vec<u32> = (0..len)
-        .map(|_| allowed[rng.gen_range(0..allowed.len())])
-        .collect();
-    let mut retries_left = MAX_RETRY;
-    loop {
-        let text = tok.decode(&ids)?;
-        ids = tok.encode(&text)?;
-        if ids.len() == len || retries_left == 0 {
-            let mismatch = ids.len() as i64 - len as i64;
-            return Ok(RandomText {
-                text,
-                ids,
-                mismatch,
-            });
-        }
-        if ids.len() < len {
-            let missing = len - ids.len();
-            ids.extend((0..missing).map(|_| allowed[rng.gen_range(0..allowed.len())]));
-        } else {
-            ids.truncate(len);
-        }
-        retries_left -= 1;
-    }
+) -> anyhow::Result<Fitted> {
+    let ids = random_ids(rng, allowed, len);
+    fit_after(tok, "", ids, len, rng, allowed)
 }
 
 /// SGLang's `compute_random_lens` for one value: uniform on `[max(floor(L·r), 1), L]`, and 0

@@ -40,7 +40,7 @@ use rand::distributions::{Distribution, WeightedIndex};
 use rand::{Rng, RngCore};
 
 use super::gsp::{random_text, sglang_len};
-use super::{Ctx, DatasetArgs, Prompt, Sample};
+use super::{Ctx, DatasetArgs, Sample};
 use crate::backend::Api;
 use crate::plan::build_parallel;
 use crate::plan::random::{allowed_ids, RandomDataset};
@@ -370,15 +370,7 @@ fn load_random_mm(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Res
                 maker.make(bucket.size, &mut rng)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Sample {
-            prompt: Prompt::Text(p.prompt),
-            prompt_len: p.prompt_len,
-            output_len: p.output_len,
-            token_ids: Some(p.token_ids),
-            mismatch: p.mismatch,
-            images,
-            ..Sample::text(String::new(), 0, 0)
-        })
+        Ok(Sample { images, ..p.into() })
     })
 }
 

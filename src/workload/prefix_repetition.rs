@@ -33,16 +33,7 @@ pub fn random_ids(rng: &mut impl Rng, allowed: &[u32], n: usize) -> Vec<u32> {
         .collect()
 }
 
-/// A prompt fitted to a token count.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Fitted {
-    /// The whole prompt: the head, then the tail's text.
-    pub text: String,
-    /// `text` encoded (without special tokens).
-    pub ids: Vec<u32>,
-    /// `ids.len()` minus the target, when the retries ran out.
-    pub mismatch: i64,
-}
+pub use super::random::Fitted;
 
 /// vLLM's decode → re-encode → adjust loop, with a fixed text in front: the prompt is `head`
 /// followed by the decoded `tail`; while it does not encode to `target` tokens (at most

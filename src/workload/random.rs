@@ -12,7 +12,7 @@ use rand::Rng;
 use super::{sharegpt, source, Ctx, DatasetArgs, Prompt, RandomFlavor, Sample};
 use crate::backend::Api;
 use crate::plan::build_parallel;
-use crate::plan::random::{RandomDataset, RandomSpec, MAX_RETRY};
+use crate::plan::random::{RandomDataset, RandomPrompt, RandomSpec, MAX_RETRY};
 use crate::plan::seeded::{self, SeededRng, Stream};
 use crate::tokenizer::Tokenizer;
 
@@ -21,6 +21,19 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
     match args.random_flavor() {
         RandomFlavor::Vllm => load_vllm(args, ctx, tok),
         RandomFlavor::Sglang => load_sglang(args, ctx, tok),
+    }
+}
+
+impl From<RandomPrompt> for Sample {
+    fn from(p: RandomPrompt) -> Sample {
+        Sample {
+            prompt: Prompt::Text(p.prompt),
+            prompt_len: p.prompt_len,
+            output_len: p.output_len,
+            token_ids: Some(p.token_ids),
+            mismatch: p.mismatch,
+            ..Sample::text(String::new(), 0, 0)
+        }
     }
 }
 
@@ -37,17 +50,7 @@ pub fn vllm_spec(args: &DatasetArgs, seed: u64) -> RandomSpec {
 
 fn load_vllm(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Vec<Sample>> {
     let dataset = RandomDataset::new(&vllm_spec(args, ctx.seed), tok)?;
-    build_parallel(ctx.num_prompts, |i| {
-        let p = dataset.prompt(i)?;
-        Ok(Sample {
-            prompt: Prompt::Text(p.prompt),
-            prompt_len: p.prompt_len,
-            output_len: p.output_len,
-            token_ids: Some(p.token_ids),
-            mismatch: p.mismatch,
-            ..Sample::text(String::new(), 0, 0)
-        })
-    })
+    build_parallel(ctx.num_prompts, |i| Ok(dataset.prompt(i)?.into()))
 }
 
 /// SGLang's length draw, `compute_random_lens`: uniform on `[max(floor(L·r), 1), L]`.
