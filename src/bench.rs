@@ -140,8 +140,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut out = run?;
+    // Each record's conversation turn, for the per-turn figures (None: no conversations).
+    let mut turns: Option<Vec<u32>> = plan
+        .has_conversations()
+        .then(|| plan.requests.iter().map(|r| r.turn).collect());
     let unsent = out.records.iter().filter(|r| r.not_sent).count();
     if unsent > 0 {
+        if let Some(t) = turns.as_mut() {
+            let mut sent = out.records.iter().map(|r| !r.not_sent);
+            t.retain(|_| sent.next().unwrap_or(false));
+        }
         out.records.retain(|r| !r.not_sent);
         println!(
             "--duration {} s ended the run: {unsent} planned requests were not sent and are left out",
@@ -198,6 +206,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         figures.spec_decode = report::spec_decode::figures(&before, &after);
     }
     print!("{}", console::render(&info, &figures));
+    let per_turn = turns
+        .as_deref()
+        .map(|t| report::turns::per_turn(&out.records, t));
+    if let Some(per_turn) = &per_turn {
+        print!("{}", report::turns::render(per_turn));
+    }
     let events: u64 = out
         .records
         .iter()
@@ -217,7 +231,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     if args.save_result || args.append_result {
         let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
-        let obj = result_json::build(
+        let mut obj = result_json::build(
             &info,
             &figures,
             &out.records,
@@ -226,6 +240,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             t0_mono_s,
             args.save_detailed,
         );
+        if let Some(per_turn) = &per_turn {
+            obj.insert("per_turn".into(), report::turns::to_json(per_turn));
+        }
         let path = result_json::file_name(
             &info,
             args.result_filename.as_deref(),

@@ -758,3 +758,61 @@ fn hf_bad_rows_name_file_line_and_field() {
     );
     assert!(e.contains("empty"), "{e}");
 }
+
+#[test]
+fn sharegpt_multi_turn_keeps_rounds_as_turns_with_history() {
+    let mut a = args("sharegpt", Some("sharegpt-multiturn.json"));
+    a.multi_turn = true;
+    a.disable_shuffle = true;
+    a.sharegpt_output_len = Some(16);
+    let c = ctx(4, 1);
+    let tok = Tokenizer::embedded_default();
+    let samples = load(&a, &c);
+    let turns: Vec<u32> = samples.iter().map(|s| s.turn).collect();
+    // garden: 3 rounds, bikes: 2, tea: 1, odd-ending: 1 (its unanswered question is no round).
+    assert_eq!(turns, [0, 1, 2, 0, 1, 0, 0]);
+    let third = &samples[2];
+    assert_eq!(
+        text(third),
+        "And what should I do about slugs eating the lettuce leaves?"
+    );
+    let roles: Vec<&str> = third.history.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
+    assert_eq!(third.history[0].content, text(&samples[0]));
+    // A turn's prompt counts its history, each earlier reply at the output length.
+    let count = |s: &str| tok.count(s).unwrap();
+    assert_eq!(samples[0].prompt_len, count(text(&samples[0])));
+    assert_eq!(
+        samples[1].prompt_len,
+        samples[0].prompt_len + 16 + count(text(&samples[1]))
+    );
+    assert!(samples.iter().all(|s| s.output_len == 16));
+
+    // Caps: at most 2 turns, and a prompt cap that cuts the third garden turn's history.
+    a.sharegpt_max_turns = Some(2);
+    let capped: Vec<u32> = load(&a, &c).iter().map(|s| s.turn).collect();
+    assert_eq!(capped, [0, 1, 0, 1, 0, 0]);
+    a.sharegpt_max_turns = None;
+    a.sharegpt_max_prompt_len = Some(samples[1].prompt_len);
+    let cut: Vec<u32> = load(&a, &c).iter().map(|s| s.turn).collect();
+    assert_eq!(&cut[..2], [0, 1]);
+    assert_eq!(cut[2], 0, "the third garden turn is over the prompt cap");
+
+    // Oversampling repeats whole conversations.
+    a.sharegpt_max_prompt_len = None;
+    let more = load(&a, &ctx(6, 1));
+    assert_eq!(more.iter().filter(|s| s.turn == 0).count(), 6);
+    for (i, s) in more.iter().enumerate() {
+        if s.turn > 0 {
+            assert_eq!(more[i - 1].turn, s.turn - 1);
+        }
+    }
+
+    // Text-only backends cannot carry the replies.
+    let completions = Ctx {
+        api: Api::Completions,
+        ..ctx(4, 1)
+    };
+    let e = load_err(&a, &completions);
+    assert!(e.contains("chat backend"), "{e}");
+}

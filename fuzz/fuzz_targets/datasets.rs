@@ -45,12 +45,14 @@ fuzz_target!(|data: &[u8]| {
         timed_trace_chunk_hash_size: 4,
         mooncake_block_size: 4,
         skip_chat_template: true,
+        // The high bit of the selector reads ShareGPT as whole conversations.
+        multi_turn: name == "sharegpt" && k >= 128,
         ..DatasetArgs::default()
     };
     let ctx = Ctx {
         num_prompts: 4,
         seed: 0,
-        api: Api::Completions,
+        api: if k >= 128 { Api::Chat } else { Api::Completions },
     };
     let _ = workload::load(&args, &ctx, tok);
 });

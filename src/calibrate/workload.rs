@@ -56,6 +56,8 @@ impl Workload {
                 output_len: self.output_len,
                 arrival_ns: (i as f64 * gap_ns) as u64,
                 wire: wire.into_boxed_slice(),
+                turn: 0,
+                live: None,
             });
         }
         Ok(Plan {

@@ -2,7 +2,9 @@
 //! is servebench's own io_uring loop (`direct/`, the default) or a glommio executor with a task
 //! per concurrency slot (`shard.rs` + `exchange.rs`, `--io-engine glommio`).
 //!
-//! Request i of the plan belongs to shard i mod N. `--max-concurrency C` is split evenly
+//! Request i of the plan belongs to shard i mod N (with multi-turn conversations: every turn of
+//! conversation c to shard c mod N; a later turn is sent when the turn before it has ended, on
+//! the slot its conversation holds). `--max-concurrency C` is split evenly
 //! (shard s gets C/N, the first C mod N shards one more; with C < N only C shards run), so the
 //! limit holds exactly in aggregate; each shard queues its own arrivals in plan order.
 //! All shards start from one epoch `t0` handed out after every shard is connected and warm.
@@ -94,11 +96,34 @@ pub struct ShardSpec {
 }
 
 impl ShardSpec {
-    /// Plan indices of this shard's requests (i mod N), in plan order.
+    /// Plan indices of this shard's requests, in plan order: request i mod N, or with
+    /// conversations every turn of conversation c mod N, so that a conversation's turns run
+    /// in order on one shard.
     pub fn my_requests(&self) -> Vec<usize> {
-        (self.index..self.plan.requests.len())
-            .step_by(self.num_shards)
-            .collect()
+        if !self.plan.has_conversations() {
+            return (self.index..self.plan.requests.len())
+                .step_by(self.num_shards)
+                .collect();
+        }
+        let mut conversation = 0;
+        let mut mine = Vec::new();
+        for (i, r) in self.plan.requests.iter().enumerate() {
+            if r.turn == 0 && i > 0 {
+                conversation += 1;
+            }
+            if conversation % self.num_shards == self.index {
+                mine.push(i);
+            }
+        }
+        mine
+    }
+
+    /// How many of `mine` start something (single requests and first turns): the most that
+    /// can be in flight at once.
+    pub fn starts(&self, mine: &[usize]) -> usize {
+        mine.iter()
+            .filter(|&&i| self.plan.requests[i].turn == 0)
+            .count()
     }
 
     /// This shard's share of `--num-warmups` (warmup i goes to shard i mod N).

@@ -4,7 +4,8 @@
 //! next request of this shard in plan order, sleep until its arrival, send it, record it. With
 //! `--max-concurrency` a shard has exactly its share of workers, so a request that arrives
 //! while all are busy waits for the first one free, in arrival order — the semantics of vLLM's
-//! semaphore. Without a limit the pool grows: when a worker starts a request and nobody is
+//! semaphore. A conversation is taken as a whole: its worker sends each later turn as soon as
+//! the turn before it ends, with the earlier replies spliced in. Without a limit the pool grows: when a worker starts a request and nobody is
 //! waiting for the next arrival, it spawns one more worker (after its own request is written),
 //! so the pool tracks the real peak concurrency instead of one task per request.
 
@@ -25,8 +26,11 @@ struct Shard {
     plan: Arc<Plan>,
     /// Plan indices of this shard's requests, in plan order.
     mine: Vec<usize>,
+    /// Positions in `mine` of single requests and first turns: what workers take.
+    firsts: Vec<usize>,
     records: RefCell<Vec<RequestRecord>>,
     metrics: RefCell<Metrics>,
+    /// Next entry of `firsts` to take.
     next: Cell<usize>,
     /// Workers that hold a request and are sleeping until its arrival.
     waiting: Cell<usize>,
@@ -44,7 +48,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     warm_timer().await;
     let plan = spec.plan.clone();
     let mine = spec.my_requests();
-    let (max_workers, initial) = spec.pool_size(mine.len());
+    let (max_workers, initial) = spec.pool_size(spec.starts(&mine));
 
     let mut conns: Vec<Conn> = (0..initial)
         .map(|_| Conn::new(spec.addr, plan.wire()))
@@ -61,9 +65,13 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         return ShardOutput::default();
     };
     let cpu_at_t0 = super::thread_cpu_ns();
+    let firsts = (0..mine.len())
+        .filter(|&k| plan.requests[mine[k]].turn == 0)
+        .collect();
     let shard = Rc::new(Shard {
         plan,
         mine,
+        firsts,
         records: RefCell::new(records),
         metrics: RefCell::new(Metrics::default()),
         next: Cell::new(0),
@@ -108,18 +116,18 @@ fn spawn_worker(shard: &Rc<Shard>, conn: Conn) {
 }
 
 async fn worker(shard: Rc<Shard>, mut conn: Conn) {
+    // The bytes of later conversation turns, rebuilt for each.
+    let mut live_wire = Vec::new();
     loop {
-        let k = shard.next.get();
-        if k >= shard.mine.len() {
+        let n = shard.next.get();
+        if n >= shard.firsts.len() {
             break;
         }
-        shard.next.set(k + 1);
+        shard.next.set(n + 1);
+        let mut k = shard.firsts[n];
         let req = &shard.plan.requests[shard.mine[k]];
         if let Some(deadline) = shard.spec.deadline_ns {
-            let now_ns = Instant::now()
-                .saturating_duration_since(shard.t0)
-                .as_nanos() as u64;
-            if req.arrival_ns.max(now_ns) >= deadline {
+            if req.arrival_ns.max(shard.elapsed_ns()) >= deadline {
                 drop_unsent(&shard, k);
                 break;
             }
@@ -133,40 +141,93 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
             shard.waiting.set(shard.waiting.get() - 1);
         }
 
-        let mut rec = std::mem::take(&mut shard.records.borrow_mut()[k]);
         let grow = shard.waiting.get() == 0
-            && shard.next.get() < shard.mine.len()
+            && shard.next.get() < shard.firsts.len()
             && shard.workers.get() < shard.max_workers;
         if grow {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
             spawn_worker(&shard, Conn::new(shard.spec.addr, shard.plan.wire()));
         }
-        exchange(&mut conn, &req.wire, &mut rec, shard.t0).await;
+        loop {
+            let req = &shard.plan.requests[shard.mine[k]];
+            let wire: &[u8] = match req.live.as_deref() {
+                None => &req.wire,
+                Some(live) => {
+                    let records = shard.records.borrow();
+                    let earlier = &records[k - live.replies()..k];
+                    live.assemble(
+                        earlier.iter().map(|r| r.text_raw.as_slice()),
+                        &mut live_wire,
+                    );
+                    &live_wire
+                }
+            };
+            let mut rec = std::mem::take(&mut shard.records.borrow_mut()[k]);
+            exchange(&mut conn, wire, &mut rec, shard.t0).await;
 
-        let done_ns = (Instant::now() - shard.t0).as_nanos() as u64;
-        shard
-            .last_done_ns
-            .set(shard.last_done_ns.get().max(done_ns));
-        if rec.success {
-            shard.metrics.borrow_mut().record_request(&rec);
+            let done_ns = shard.elapsed_ns();
+            shard
+                .last_done_ns
+                .set(shard.last_done_ns.get().max(done_ns));
+            if rec.success {
+                shard.metrics.borrow_mut().record_request(&rec);
+            }
+            shard.records.borrow_mut()[k] = rec;
+            shard.spec.progress[shard.spec.index].fetch_add(1, Ordering::Relaxed);
+
+            // The conversation's next turn follows at once, whatever this one's outcome.
+            let next_turn = shard
+                .mine
+                .get(k + 1)
+                .is_some_and(|&i| shard.plan.requests[i].turn > 0);
+            if !next_turn {
+                break;
+            }
+            k += 1;
+            if shard.spec.deadline_ns.is_some_and(|d| done_ns >= d) {
+                skip_turns(&shard, k);
+                break;
+            }
+            shard.records.borrow_mut()[k].arrival_ns = done_ns;
         }
-        shard.records.borrow_mut()[k] = rec;
-        shard.spec.progress[shard.spec.index].fetch_add(1, Ordering::Relaxed);
     }
     shard
         .connections
         .set(shard.connections.get() + conn.opened as u64);
 }
 
+impl Shard {
+    fn elapsed_ns(&self) -> u64 {
+        Instant::now().saturating_duration_since(self.t0).as_nanos() as u64
+    }
+}
+
 /// `--duration` is over: request `k` and every later one of this shard are never sent.
 fn drop_unsent(shard: &Shard, k: usize) {
-    // No worker has yielded since `k` was taken, so every later request is still untaken.
+    // No worker has yielded since `k` was taken, so every later conversation is untaken.
     let len = shard.mine.len();
     for rec in &mut shard.records.borrow_mut()[k..len] {
         rec.not_sent = true;
     }
-    shard.next.set(len);
+    shard.next.set(shard.firsts.len());
     shard.spec.progress[shard.spec.index].fetch_add((len - k) as u64, Ordering::Relaxed);
+}
+
+/// `--duration` is over: turn `k` and the later turns of its conversation are never sent.
+fn skip_turns(shard: &Shard, mut k: usize) {
+    let mut records = shard.records.borrow_mut();
+    loop {
+        records[k].not_sent = true;
+        shard.spec.progress[shard.spec.index].fetch_add(1, Ordering::Relaxed);
+        k += 1;
+        if shard
+            .mine
+            .get(k)
+            .is_none_or(|&i| shard.plan.requests[i].turn == 0)
+        {
+            return;
+        }
+    }
 }
 
 /// Send the warmup requests (the plan's warmup request, else copies of the first) on the shard's connections

@@ -6,6 +6,7 @@
 pub mod arrivals;
 pub mod body;
 pub mod framing;
+pub mod live;
 pub mod random;
 pub mod seeded;
 
@@ -20,6 +21,7 @@ use crate::workload::{self, DatasetArgs, Prompt, Sample};
 pub use arrivals::{arrival_times, ArrivalSpec, RampUp};
 pub use body::{completions_body, parts_body, request_body, Input, Parts};
 pub use framing::frame_request;
+pub use live::LiveWire;
 pub use random::{LengthRanges, RandomDataset, RandomPrompt, RandomSpec};
 
 /// What the plan is built from (the relevant CLI flags, already resolved).
@@ -102,7 +104,8 @@ pub struct Plan {
     pub api: Api,
     /// Whether replies are streamed (else each is one body).
     pub streamed: bool,
-    /// In request-index order; arrival times are non-decreasing.
+    /// In request-index order; the arrival times of first turns are non-decreasing, and a
+    /// conversation's later turns follow its first turn in order (see [`PlannedRequest::turn`]).
     pub requests: Vec<PlannedRequest>,
     /// Net tokens by which prompts missed their target length after vLLM's retries (positive:
     /// more than asked). vLLM prints the same sum as a warning when it is not zero.
@@ -124,6 +127,11 @@ impl Plan {
         }
     }
 
+    /// Whether some request is a later turn of a conversation.
+    pub fn has_conversations(&self) -> bool {
+        self.requests.iter().any(|r| r.turn > 0)
+    }
+
     pub fn wire(&self) -> Wire {
         Wire {
             api: self.api,
@@ -138,10 +146,16 @@ pub struct PlannedRequest {
     pub prompt_len: u32,
     /// `max_tokens` asked for.
     pub output_len: u32,
-    /// Planned send time, nanoseconds after t0.
+    /// Planned send time, nanoseconds after t0. A later turn is sent when the turn before
+    /// it ends, so it carries its conversation's first arrival here.
     pub arrival_ns: u64,
-    /// The complete HTTP/1.1 request: head and body.
+    /// The complete HTTP/1.1 request: head and body (for a later turn: with empty replies).
     pub wire: Box<[u8]>,
+    /// 0: a request of its own, or a conversation's first turn; k: the conversation's turn
+    /// k, which is request `index - 1`'s next turn.
+    pub turn: u32,
+    /// For a later turn, the pieces its bytes are made of once the earlier replies are known.
+    pub live: Option<Box<LiveWire>>,
 }
 
 /// Builds every request of the `random` dataset from `cfg`'s lengths (see [`build_from`]).
@@ -172,11 +186,12 @@ pub fn build_from(
     tok: &Tokenizer,
 ) -> anyhow::Result<Plan> {
     anyhow::ensure!(!samples.is_empty(), "the workload has no requests");
-    let arrivals = if cfg.replay_timestamps {
+    check_turns(&samples)?;
+    let first_arrivals = if cfg.replay_timestamps {
         trace_arrivals(&mut samples)?
     } else {
         arrival_times(
-            samples.len(),
+            samples.iter().filter(|s| s.turn == 0).count(),
             &ArrivalSpec {
                 request_rate: cfg.request_rate,
                 burstiness: cfg.burstiness,
@@ -185,6 +200,15 @@ pub fn build_from(
             },
         )?
     };
+    // A later turn carries its conversation's first arrival.
+    let mut arrivals = Vec::with_capacity(samples.len());
+    let mut conversation = 0;
+    for (i, s) in samples.iter().enumerate() {
+        if s.turn == 0 && i > 0 {
+            conversation += 1;
+        }
+        arrivals.push(first_arrivals[conversation]);
+    }
     // Checked once here so that a bad header is one error, not one per request.
     framing::frame_request("POST", &cfg.path, &cfg.host_header, &cfg.headers, b"")?;
 
@@ -215,9 +239,42 @@ pub fn build_from(
     })
 }
 
-/// Trace replay: every sample must carry a timestamp; they are put in time order (stable,
-/// so equal times keep the file's order) and shifted so the earliest is sent at t0.
-fn trace_arrivals(samples: &mut [Sample]) -> anyhow::Result<Vec<u64>> {
+/// Conversations are whole: each later turn comes right after the turn before it.
+fn check_turns(samples: &[Sample]) -> anyhow::Result<()> {
+    let mut prev: Option<u32> = None;
+    for (i, s) in samples.iter().enumerate() {
+        let expected = prev.map_or(0, |p| p + 1);
+        anyhow::ensure!(
+            s.turn == 0 || s.turn == expected,
+            "internal error: request {i} is turn {} of a conversation whose turn {} is not \
+             right before it",
+            s.turn,
+            s.turn - 1
+        );
+        prev = Some(s.turn);
+    }
+    Ok(())
+}
+
+/// Trace replay: every conversation's first turn must carry a timestamp; conversations are
+/// put in time order (stable, so equal times keep the file's order) and shifted so the
+/// earliest is sent at t0. Returns one arrival per conversation.
+fn trace_arrivals(samples: &mut Vec<Sample>) -> anyhow::Result<Vec<u64>> {
+    if samples.iter().any(|s| s.turn > 0) {
+        let mut conversations: Vec<Vec<Sample>> = Vec::new();
+        for s in samples.drain(..) {
+            match conversations.last_mut() {
+                Some(c) if s.turn > 0 => c.push(s),
+                _ => conversations.push(vec![s]),
+            }
+        }
+        let mut firsts: Vec<Sample> = conversations.iter().map(|c| c[0].clone()).collect();
+        let arrivals = trace_arrivals(&mut firsts)?;
+        let ts = |c: &Vec<Sample>| c[0].timestamp_s.unwrap_or(0.0);
+        conversations.sort_by(|a, b| ts(a).total_cmp(&ts(b)));
+        samples.extend(conversations.into_iter().flatten());
+        return Ok(arrivals);
+    }
     if let Some(i) = samples.iter().position(|s| s.timestamp_s.is_none()) {
         anyhow::bail!(
             "trace replay: request {i} of the dataset has no timestamp; this dataset cannot \
@@ -315,6 +372,13 @@ fn build_one(
 ) -> anyhow::Result<PlannedRequest> {
     let output_len = u32::try_from(sample.output_len).context("output length exceeds u32")?;
     let prompt_len = u32::try_from(sample.prompt_len).context("prompt length exceeds u32")?;
+    let marked;
+    let sample = if sample.turn > 0 {
+        marked = with_reply_markers(cfg, sample)?;
+        &marked
+    } else {
+        sample
+    };
     let lora = lora_for(cfg, index);
     let (mut text, mut ids) = (String::new(), Vec::new());
     let parts = parts_for(cfg, sample, tok, &mut text, &mut ids)?;
@@ -342,13 +406,45 @@ fn build_one(
         "x-request-id".to_string(),
         format!("{}{id}", cfg.request_id_prefix),
     ));
-    let wire = frame_request("POST", &cfg.path, &cfg.host_header, &headers, &body)?;
+    let mut wire = frame_request("POST", &cfg.path, &cfg.host_header, &headers, &body)?;
+    let live = match sample.turn {
+        0 => None,
+        turn => {
+            let live = LiveWire::from_marked(&wire, turn as usize)?;
+            live.assemble(std::iter::repeat_n(&b""[..], turn as usize), &mut wire);
+            Some(Box::new(live))
+        }
+    };
     Ok(PlannedRequest {
         prompt_len,
         output_len,
         arrival_ns,
         wire: wire.into_boxed_slice(),
+        turn: sample.turn,
+        live,
     })
+}
+
+/// A later turn with [`live::marker`]s where the server's earlier replies will go.
+fn with_reply_markers(cfg: &PlanConfig, sample: &Sample) -> anyhow::Result<Sample> {
+    anyhow::ensure!(
+        matches!(cfg.api, Api::Chat | Api::Responses),
+        "multi-turn conversations carry each reply into the next turn as chat messages: use a \
+         chat backend (openai-chat, vllm-chat, sglang-oai-chat, lmdeploy-chat) or \
+         openai-responses"
+    );
+    let mut marked = sample.clone();
+    let mut replies = 0;
+    for m in marked.history.iter_mut().filter(|m| m.role == "assistant") {
+        m.content = live::marker(replies);
+        replies += 1;
+    }
+    anyhow::ensure!(
+        replies == sample.turn as usize,
+        "internal error: turn {} of a conversation has {replies} earlier replies",
+        sample.turn
+    );
+    Ok(marked)
 }
 
 /// Runs `job(0..n)` on up to all available cores and returns the results in index order.
@@ -533,6 +629,80 @@ mod tests {
         // vLLM's warmups are exact copies of the first request.
         let plain = build_from(&cfg(Api::Completions), samples, &tok).unwrap();
         assert_eq!(plain.request(WARMUP), &plain.requests[0]);
+    }
+
+    fn conversation(first: &str, turns: usize, ts: f64) -> Vec<Sample> {
+        let mut out: Vec<Sample> = Vec::new();
+        for t in 0..turns {
+            let mut s = Sample::text(format!("{first} {t}"), 3, 4);
+            s.turn = t as u32;
+            s.timestamp_s = Some(ts);
+            if let Some(before) = out.last() {
+                s.history = before.history.clone();
+                s.history.push(workload::Message {
+                    role: "user".into(),
+                    content: before.prompt.as_text().unwrap().into(),
+                });
+                s.history.push(workload::Message {
+                    role: "assistant".into(),
+                    content: "recorded".into(),
+                });
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn conversations_share_one_arrival_and_keep_their_turns_together() {
+        let tok = Tokenizer::embedded_default();
+        let mut samples = conversation("late", 2, 9.0);
+        samples.extend(conversation("early", 3, 5.0));
+        samples.extend(conversation("alone", 1, 7.0));
+        let c = PlanConfig {
+            replay_timestamps: true,
+            ..cfg(Api::Chat)
+        };
+        let plan = build_from(&c, samples.clone(), &tok).unwrap();
+        assert!(plan.has_conversations());
+        let shape: Vec<(u32, u64)> = plan
+            .requests
+            .iter()
+            .map(|r| (r.turn, r.arrival_ns / 1_000_000_000))
+            .collect();
+        assert_eq!(shape, [(0, 0), (1, 0), (2, 0), (0, 2), (0, 4), (1, 4)]);
+        // A later turn is pieces with room for each earlier reply; its plain wire has them
+        // empty.
+        let third = &plan.requests[2];
+        let live = third.live.as_deref().unwrap();
+        assert_eq!(live.replies(), 2);
+        let body = body_of(third);
+        let m = &body["messages"];
+        assert_eq!(
+            m[0],
+            serde_json::json!({"role": "user", "content": "early 0"})
+        );
+        assert_eq!(
+            m[1],
+            serde_json::json!({"role": "assistant", "content": ""})
+        );
+        assert_eq!(m[4]["content"][0]["text"], "early 2");
+        let mut wire = Vec::new();
+        live.assemble([&b"A"[..], &b"B\\n"[..]].into_iter(), &mut wire);
+        let with = PlannedRequest {
+            wire: wire.into_boxed_slice(),
+            ..third.clone()
+        };
+        let body = body_of(&with);
+        assert_eq!(body["messages"][1]["content"], "A");
+        assert_eq!(body["messages"][3]["content"], "B\n");
+
+        // Arrivals from a rate count conversations.
+        let plan = build_from(&cfg(Api::Chat), samples.clone(), &tok).unwrap();
+        assert_eq!(plan.requests.len(), 6);
+        // Text-only APIs cannot carry the replies.
+        let e = build_from(&cfg(Api::Completions), samples, &tok).unwrap_err();
+        assert!(format!("{e:#}").contains("chat backend"), "{e:#}");
     }
 
     #[test]

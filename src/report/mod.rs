@@ -4,6 +4,7 @@ pub mod console;
 pub mod pyfmt;
 pub mod result_json;
 pub mod spec_decode;
+pub mod turns;
 
 use crate::record::{Metrics, RequestRecord};
 use crate::stats::{Distribution, Summary};

@@ -75,6 +75,21 @@ pub struct DatasetArgs {
     /// Drop ShareGPT pairs whose prompt + output exceed this many tokens (default 2048).
     #[arg(long)]
     pub sharegpt_context_len: Option<usize>,
+    /// Send whole ShareGPT conversations: each round is a turn, sent when the turn before it
+    /// has ended, with the server's earlier replies as history (chat backends; --num-prompts
+    /// counts conversations).
+    #[arg(long, visible_alias = "include-multi-turn")]
+    pub multi_turn: bool,
+    /// With --multi-turn: at most this many turns per conversation.
+    #[arg(long)]
+    pub sharegpt_max_turns: Option<usize>,
+    /// vLLM's prompt cap for ShareGPT (default 1024 tokens); with --multi-turn a turn's prompt
+    /// counts its history.
+    #[arg(long)]
+    pub sharegpt_max_prompt_len: Option<usize>,
+    /// vLLM's prompt + output cap for ShareGPT (default 2048 tokens).
+    #[arg(long)]
+    pub sharegpt_max_total_len: Option<usize>,
 
     // --- custom ----------------------------------------------------------------------------
     /// Tokens to generate per custom prompt; -1 takes each row's `output_tokens`.
@@ -126,6 +141,9 @@ pub struct DatasetArgs {
     pub gsp_group_distribution: String,
     #[arg(long, default_value_t = 1.5)]
     pub gsp_zipf_alpha: f64,
+    /// Questions per request, sent as the turns of one conversation (SGLang; chat backends).
+    #[arg(long, default_value_t = 1)]
+    pub gsp_num_turns: usize,
 
     // --- traces: mooncake, timed_trace -----------------------------------------------------
     /// Send mooncake requests at their trace timestamps (SGLang).
@@ -248,6 +266,15 @@ impl DatasetArgs {
                     self.dataset_name
                 );
             }
+        }
+        if self.multi_turn && self.dataset_name != "sharegpt" {
+            bail!(
+                "--multi-turn takes ShareGPT conversations (--dataset-name sharegpt); for \
+                 generated-shared-prefix use --gsp-num-turns"
+            );
+        }
+        if self.gsp_num_turns == 0 {
+            bail!("--gsp-num-turns must be at least 1");
         }
         let r = self.random_range_ratio;
         match self.random_flavor() {

@@ -17,6 +17,10 @@
 //! a chat server's prefix cache sees as a shared prefix. `prompt_len` counts what is sent:
 //! the joined text, or system + question for chat.
 //!
+//! `--gsp-num-turns T` (chat backends): each request is a conversation of T questions sent as
+//! turns, the first with the system prompt, each after the one before it has ended with the
+//! server's replies as history; every turn asks for the request's output length.
+//!
 //! Departures, on purpose: SGLang draws ids from the whole vocabulary (special tokens
 //! included) and never checks the decoded text's length; here ids come from the non-special
 //! ids and each text is fixed up to its exact token length (decode → re-encode → pad or
@@ -96,14 +100,21 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
 
     let output_len = args.output_len.unwrap_or(args.gsp_output_len);
     let chat = ctx.api == Api::Chat;
-    let samples = build_parallel(total, |slot| {
+    let turns = args.gsp_num_turns;
+    ensure!(
+        turns == 1 || matches!(ctx.api, Api::Chat | Api::Responses),
+        "--gsp-num-turns {turns}: the turns of a conversation carry the server's replies as \
+         chat history; use a chat backend (openai-chat, vllm-chat, sglang-oai-chat, \
+         lmdeploy-chat) or openai-responses"
+    );
+    let conversations = build_parallel(total, |slot| {
         let mut rng = seeded::rng(ctx.seed, Stream::Sample, slot as u64);
         let question_len = sglang_len(args.gsp_question_len, ratio, &mut rng);
         let output_len = sglang_len(output_len, ratio, &mut rng);
         let question = random_text(tok, &allowed, question_len, &mut rng)?;
         let system = &systems[groups_of_slots[slot]];
         let mismatch = system.mismatch + question.mismatch;
-        let sample = if chat {
+        let first = if chat {
             Sample {
                 history: vec![Message {
                     role: "system".to_string(),
@@ -116,6 +127,16 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
                     output_len,
                 )
             }
+        } else if turns > 1 {
+            // The Responses API: the shared prefix leads the first user turn, as in SGLang.
+            Sample {
+                mismatch,
+                ..Sample::text(
+                    format!("{}\n\n{}", system.text, question.text),
+                    system.ids.len() + question.ids.len(),
+                    output_len,
+                )
+            }
         } else {
             let text = format!("{}\n\n{}", system.text, question.text);
             let prompt_len = tok.count(&text)?;
@@ -124,13 +145,40 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
                 ..Sample::text(text, prompt_len, output_len)
             }
         };
-        Ok(sample)
+        let mut conversation = vec![first];
+        for turn in 1..turns {
+            let question_len = sglang_len(args.gsp_question_len, ratio, &mut rng);
+            let question = random_text(tok, &allowed, question_len, &mut rng)?;
+            let before = &conversation[turn - 1];
+            let mut history = before.history.clone();
+            history.push(Message {
+                role: "user".into(),
+                content: before.prompt.as_text().unwrap_or_default().to_string(),
+            });
+            // Stands for the live reply until the run splices it in.
+            history.push(Message {
+                role: "assistant".into(),
+                content: String::new(),
+            });
+            conversation.push(Sample {
+                history,
+                mismatch: question.mismatch,
+                turn: turn as u32,
+                ..Sample::text(
+                    question.text,
+                    before.prompt_len + before.output_len + question.ids.len(),
+                    output_len,
+                )
+            });
+        }
+        Ok(conversation)
     })?;
-    Ok(source::ordered(
-        samples,
+    let conversations = source::ordered(
+        conversations,
         ctx.seed,
         args.gsp_ordered || args.disable_shuffle,
-    ))
+    );
+    Ok(conversations.into_iter().flatten().collect())
 }
 
 /// The group of each request slot.

@@ -74,6 +74,12 @@ pub struct Sample {
     pub timestamp_s: Option<f64>,
     /// Tokens by which the prompt missed its target length (positive: more).
     pub mismatch: i64,
+    /// 0 for a request of its own or a conversation's first turn; `k` for the conversation's
+    /// turn `k`, which is the sample right after turn `k - 1`. A later turn's `history` holds
+    /// the earlier turns as user/assistant pairs (after any system prompt); the assistant
+    /// messages stand for the replies the server gives at run time, which the engine splices
+    /// in when the turn is sent, right after the turn before it has ended.
+    pub turn: u32,
 }
 
 impl Sample {
@@ -88,6 +94,7 @@ impl Sample {
             images: Vec::new(),
             timestamp_s: None,
             mismatch: 0,
+            turn: 0,
         }
     }
 }

@@ -28,7 +28,8 @@ use anyhow::{anyhow, bail, ensure};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{source, Ctx, DatasetArgs, Sample};
+use super::{source, Ctx, DatasetArgs, Message, Sample};
+use crate::backend::Api;
 use crate::plan::build_parallel;
 use crate::tokenizer::Tokenizer;
 
@@ -64,18 +65,42 @@ pub fn require_file(path: &str, dataset: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The first two turns of one conversation.
+/// The first two turns of one conversation, and the turns after them when they were asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pair {
     pub prompt: String,
     pub completion: String,
+    /// Turns 3, 4, … ([`read_conversations`] only).
+    pub rest: Vec<String>,
+}
+
+thread_local! {
+    /// How many turns of each conversation the reader keeps. A thread-local rather than a
+    /// `DeserializeSeed` threaded through the three nested visitors: the reading is one call.
+    static KEEP_TURNS: std::cell::Cell<usize> = const { std::cell::Cell::new(2) };
 }
 
 /// Every entry with at least two turns, in file order. A syntax error names its line and
 /// column; an entry of the wrong shape names its index (0-based), its line and the field.
 pub fn read_pairs(path: &str, dataset: &str) -> anyhow::Result<Vec<Pair>> {
+    read_entries(path, dataset, 2)
+}
+
+/// [`read_pairs`] keeping up to `keep` turns of each conversation (in `Pair::rest` after the
+/// first two).
+pub fn read_conversations(path: &str, dataset: &str, keep: usize) -> anyhow::Result<Vec<Pair>> {
+    read_entries(path, dataset, keep.max(2))
+}
+
+fn read_entries(path: &str, dataset: &str, keep: usize) -> anyhow::Result<Vec<Pair>> {
     let text = source::read_text(path, dataset)?;
-    let entries: Entries = serde_json::from_str(&text).map_err(|e| {
+    let parsed = KEEP_TURNS.with(|k| {
+        k.set(keep);
+        let parsed = serde_json::from_str::<Entries>(&text);
+        k.set(2);
+        parsed
+    });
+    let entries: Entries = parsed.map_err(|e| {
         anyhow!(
             "{path}:{}:{}: not a ShareGPT JSON file ({e}); expected a JSON list of \
              {{\"conversations\": [{{\"from\": ..., \"value\": ...}}, ...]}} objects",
@@ -178,11 +203,19 @@ impl LengthFilter {
     }
 
     /// The rules for ShareGPT-style pairs: SGLang's with `--sharegpt-context-len`, else vLLM's.
+    /// `--sharegpt-max-prompt-len` / `--sharegpt-max-total-len` replace the caps.
     pub fn for_sharegpt(args: &DatasetArgs, fixed_output: bool) -> LengthFilter {
-        match args.sharegpt_context_len {
+        let mut f = match args.sharegpt_context_len {
             Some(c) => LengthFilter::sglang(Some(c)),
             None => LengthFilter::vllm(fixed_output),
+        };
+        if let Some(m) = args.sharegpt_max_prompt_len {
+            f.max_prompt = Some(m);
         }
+        if let Some(m) = args.sharegpt_max_total_len {
+            f.max_total = Some(m);
+        }
+        f
     }
 
     pub fn keeps(&self, prompt_len: usize, output_len: usize) -> bool {
@@ -250,6 +283,13 @@ where
 }
 
 pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Vec<Sample>> {
+    if args.multi_turn {
+        return load_conversations(args, ctx, tok);
+    }
+    ensure!(
+        args.sharegpt_max_turns.is_none(),
+        "--sharegpt-max-turns needs --multi-turn (without it every conversation is one turn)"
+    );
     let path = sharegpt_path(args, "sharegpt")?;
     let fixed = fixed_output_len(args)?;
     let filter = LengthFilter::for_sharegpt(args, fixed.is_some());
@@ -283,6 +323,81 @@ pub fn load(args: &DatasetArgs, ctx: &Ctx, tok: &Tokenizer) -> anyhow::Result<Ve
         args.no_oversample,
         "sharegpt",
     ))
+}
+
+/// `--multi-turn`: each conversation's rounds (user turn, recorded reply) become turns, sent
+/// one after the other with the server's replies as history. A turn's prompt length counts
+/// its history (earlier user turns, and each earlier reply at its output length); the
+/// conversation ends before the first turn the length filters drop (it is dropped whole when
+/// that is the first), or after `--sharegpt-max-turns`. `--num-prompts` counts conversations;
+/// too few are oversampled as whole conversations.
+fn load_conversations(
+    args: &DatasetArgs,
+    ctx: &Ctx,
+    tok: &Tokenizer,
+) -> anyhow::Result<Vec<Sample>> {
+    ensure!(
+        matches!(ctx.api, Api::Chat | Api::Responses),
+        "--multi-turn sends each reply back as chat history: use a chat backend (openai-chat, \
+         vllm-chat, sglang-oai-chat, lmdeploy-chat) or openai-responses"
+    );
+    let max_turns = args.sharegpt_max_turns.unwrap_or(usize::MAX);
+    ensure!(max_turns >= 1, "--sharegpt-max-turns must be at least 1");
+    let path = sharegpt_path(args, "sharegpt")?;
+    let fixed = fixed_output_len(args)?;
+    let filter = LengthFilter::for_sharegpt(args, fixed.is_some());
+    let pairs = read_conversations(path, "sharegpt", max_turns.saturating_mul(2))?;
+    let total = pairs.len();
+    let pairs = source::ordered(pairs, ctx.seed, args.disable_shuffle);
+    let conversations = take_in_order(&pairs, ctx.num_prompts, |p| {
+        let rounds = std::iter::once([&p.prompt, &p.completion])
+            .chain(p.rest.chunks_exact(2).map(|r| [&r[0], &r[1]]))
+            .take(max_turns);
+        let mut turns: Vec<Sample> = Vec::new();
+        let (mut history, mut context) = (Vec::new(), 0usize);
+        for (turn, [user, reply]) in rounds.enumerate() {
+            let user = apply_prompt_suffix(user, &args.prompt_suffix);
+            let user_len = tok.count(&user)?;
+            let output_len = match fixed {
+                Some(n) => n,
+                None => tok.count(reply)?,
+            };
+            let prompt_len = context + user_len;
+            if user_len < filter.min_prompt || !filter.keeps(prompt_len, output_len) {
+                break;
+            }
+            turns.push(Sample {
+                history: history.clone(),
+                turn: turn as u32,
+                ..Sample::text(user.clone(), prompt_len, output_len)
+            });
+            history.push(Message {
+                role: "user".into(),
+                content: user,
+            });
+            // The recorded reply stands for the live one until the run splices it in.
+            history.push(Message {
+                role: "assistant".into(),
+                content: reply.clone(),
+            });
+            context = prompt_len + output_len;
+        }
+        Ok((!turns.is_empty()).then_some(turns))
+    })?;
+    ensure!(
+        !conversations.is_empty(),
+        "{path}: none of the {total} conversations with two or more turns has a first turn \
+         that passes the length filters ({})",
+        filter.describe()
+    );
+    let conversations = source::fit_count(
+        conversations,
+        ctx.num_prompts,
+        ctx.seed,
+        args.no_oversample,
+        "sharegpt",
+    );
+    Ok(conversations.into_iter().flatten().collect())
 }
 
 // --- Reading the file ------------------------------------------------------------------------
@@ -371,12 +486,18 @@ impl Entry {
         if turns.count < 2 {
             return Ok(None);
         }
-        let mut first_two = turns.first_two.into_iter();
-        match (first_two.next(), first_two.next()) {
-            (Some(Ok(prompt)), Some(Ok(completion))) => Ok(Some(Pair { prompt, completion })),
-            (Some(Err(b)), _) | (_, Some(Err(b))) => Err(with_id(b)),
-            _ => Err(with_id(bad("conversations", "lost a turn"))),
-        }
+        let mut kept = turns.kept.into_iter();
+        let pair = match (kept.next(), kept.next()) {
+            (Some(Ok(prompt)), Some(Ok(completion))) => (prompt, completion),
+            (Some(Err(b)), _) | (_, Some(Err(b))) => return Err(with_id(b)),
+            _ => return Err(with_id(bad("conversations", "lost a turn"))),
+        };
+        let rest = kept.collect::<Result<Vec<_>, _>>().map_err(with_id)?;
+        Ok(Some(Pair {
+            prompt: pair.0,
+            completion: pair.1,
+            rest,
+        }))
     }
 }
 
@@ -450,10 +571,10 @@ impl<'de> Deserialize<'de> for Entry {
     }
 }
 
-/// The turn count and the first two turns' text (or what is wrong with them).
+/// The turn count and the kept turns' text (or what is wrong with them).
 struct Turns {
     count: usize,
-    first_two: Vec<Result<String, Bad>>,
+    kept: Vec<Result<String, Bad>>,
 }
 
 struct TurnsOrBad(Result<Turns, Bad>);
@@ -478,14 +599,15 @@ impl<'de> Deserialize<'de> for TurnsOrBad {
                 Ok(not_array("an object"))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TurnsOrBad, A::Error> {
+                let keep = KEEP_TURNS.with(|k| k.get());
                 let mut turns = Turns {
                     count: 0,
-                    first_two: Vec::with_capacity(2),
+                    kept: Vec::with_capacity(keep.min(64)),
                 };
                 loop {
-                    if turns.count < 2 {
+                    if turns.count < keep {
                         match seq.next_element::<Turn>()? {
-                            Some(t) => turns.first_two.push(t.text(turns.count)),
+                            Some(t) => turns.kept.push(t.text(turns.count)),
                             None => break,
                         }
                     } else if seq.next_element::<IgnoredAny>()?.is_none() {

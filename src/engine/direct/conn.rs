@@ -64,6 +64,8 @@ pub(super) struct Job {
     pub received: u64,
     /// A reused connection that fails before any response byte is retried once on a fresh one.
     pub may_retry: bool,
+    /// A later conversation turn: its bytes are in the driver's live buffer of this index.
+    pub live: Option<u32>,
 }
 
 pub(super) struct Conn {

@@ -2,6 +2,9 @@
 //! once for completions (or the next arrival), handle the whole batch with one timestamp,
 //! repeat until every request of the phase has ended.
 //!
+//! A conversation's later turn is started as soon as the turn before it ends, on the slot the
+//! conversation holds, with the earlier replies spliced into its bytes.
+//!
 //! A request's life on a connection: (connect →) send → bytes … → end of response. Every
 //! connection keeps one multishot receive armed for as long as it is open, so an idle
 //! connection the server closes is noticed (and dropped) without a request paying for it.
@@ -34,10 +37,17 @@ pub(super) struct Phase {
     /// One per request; `arrival_ns` (from `t0`) says when it is due.
     pub records: Vec<RequestRecord>,
     pub t0: Instant,
-    /// Requests in flight at most (FIFO: the rest wait in arrival order).
+    /// Requests (or conversations) in flight at most (FIFO: the rest wait in arrival order).
     pub cap: usize,
     /// For the measured run: where finished requests are counted.
     pub timed: Option<Timed>,
+    /// Requests that start something: single requests and first turns, in arrival order.
+    firsts: Vec<usize>,
+    /// Later turns whose turn before has ended: due now, on their conversation's slot.
+    ready: Vec<usize>,
+    /// Whether request k + 1 is request k's next turn.
+    has_next: Vec<bool>,
+    /// Next entry of `firsts` to start.
     next: usize,
     active: usize,
     done: usize,
@@ -54,13 +64,20 @@ pub(super) struct Timed {
 
 impl Phase {
     pub(super) fn new(
+        plan: &Plan,
         plan_idx: Vec<usize>,
         records: Vec<RequestRecord>,
         t0: Instant,
         cap: usize,
         timed: Option<Timed>,
     ) -> Phase {
+        let later = |k: usize| plan_idx.get(k).is_some_and(|&i| plan.request(i).turn > 0);
+        let firsts = (0..plan_idx.len()).filter(|&k| !later(k)).collect();
+        let has_next = (0..plan_idx.len()).map(|k| later(k + 1)).collect();
         Phase {
+            firsts,
+            ready: Vec::new(),
+            has_next,
             plan_idx,
             records,
             t0,
@@ -70,6 +87,10 @@ impl Phase {
             active: 0,
             done: 0,
         }
+    }
+
+    fn empty(plan: &Plan) -> Phase {
+        Phase::new(plan, Vec::new(), Vec::new(), Instant::now(), 1, None)
     }
 
     fn is_finished(&self) -> bool {
@@ -94,6 +115,10 @@ pub(super) struct Driver {
     connecting: usize,
     /// Connections opened successfully.
     pub opened: u64,
+    /// The bytes of later conversation turns, built when each is due; a buffer is reused
+    /// once the kernel is done with it.
+    live: Vec<Vec<u8>>,
+    live_free: Vec<u32>,
 }
 
 impl Driver {
@@ -109,6 +134,8 @@ impl Driver {
             spin,
             connecting: 0,
             opened: 0,
+            live: Vec::new(),
+            live_free: Vec::new(),
         })
     }
 
@@ -121,7 +148,7 @@ impl Driver {
                 self.free.push(slot as u32);
             }
         }
-        let mut none = Phase::new(Vec::new(), Vec::new(), Instant::now(), 1, None);
+        let mut none = Phase::empty(&self.plan.clone());
         while self.connecting > 0 && self.io.inflight > 0 {
             if self.io.wait(None, Duration::ZERO).is_err() {
                 return;
@@ -159,7 +186,7 @@ impl Driver {
         for slot in 0..self.conns.len() {
             self.close(slot);
         }
-        let mut none = Phase::new(Vec::new(), Vec::new(), Instant::now(), 1, None);
+        let mut none = Phase::empty(&self.plan.clone());
         let until = Instant::now() + Duration::from_secs(2);
         while self.io.inflight > 0 {
             let now = Instant::now();
@@ -184,10 +211,13 @@ impl Driver {
 
     /// How long until the next request is due, if one waits only for its time.
     fn next_due(&self, ph: &Phase) -> Option<Duration> {
-        if ph.next >= ph.records.len() || ph.active >= ph.cap {
+        if !ph.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if ph.next >= ph.firsts.len() || ph.active >= ph.cap {
             return None;
         }
-        let mut due_ns = ph.records[ph.next].arrival_ns;
+        let mut due_ns = ph.records[ph.firsts[ph.next]].arrival_ns;
         if let Some(deadline) = ph.timed.as_ref().and_then(|t| t.deadline_ns) {
             due_ns = due_ns.min(deadline);
         }
@@ -195,9 +225,10 @@ impl Driver {
         Some(due.saturating_duration_since(Instant::now()))
     }
 
-    /// Start every request that is due while a slot is free, in plan order.
+    /// Start every later turn that is ready, then every request that is due while a slot is
+    /// free, in plan order.
     fn dispatch(&mut self, ph: &mut Phase) {
-        if ph.next >= ph.records.len() {
+        if ph.next >= ph.firsts.len() && ph.ready.is_empty() {
             return;
         }
         let now = Instant::now();
@@ -212,14 +243,15 @@ impl Driver {
                 return;
             }
         }
-        if ph.active >= ph.cap {
-            return;
+        // Later turns already hold their conversation's slot.
+        while let Some(k) = ph.ready.pop() {
+            self.start(ph, k);
         }
-        while ph.next < ph.records.len()
+        while ph.next < ph.firsts.len()
             && ph.active < ph.cap
-            && ph.records[ph.next].arrival_ns <= elapsed
+            && ph.records[ph.firsts[ph.next]].arrival_ns <= elapsed
         {
-            let k = ph.next;
+            let k = ph.firsts[ph.next];
             ph.next += 1;
             ph.active += 1;
             self.start(ph, k);
@@ -227,6 +259,7 @@ impl Driver {
     }
 
     fn start(&mut self, ph: &mut Phase, k: usize) {
+        let live = self.build_live(ph, k);
         let reuse = self.pop_idle();
         let start = Instant::now();
         ph.records[k].start_ns = ns_between(ph.t0, start);
@@ -236,6 +269,7 @@ impl Driver {
             sent: 0,
             received: 0,
             may_retry: reuse.is_some(),
+            live,
         };
         match reuse {
             Some(slot) => {
@@ -254,6 +288,30 @@ impl Driver {
                 c.job = Some(job);
                 self.connect_for_job(ph, slot);
             }
+        }
+    }
+
+    /// For a later turn: its bytes with the replies to the turns before it, in a live buffer.
+    fn build_live(&mut self, ph: &Phase, k: usize) -> Option<u32> {
+        let req = self.plan.request(ph.plan_idx[k]);
+        let live = req.live.as_deref()?;
+        let slot = self.live_free.pop().unwrap_or_else(|| {
+            self.live.push(Vec::new());
+            (self.live.len() - 1) as u32
+        });
+        let earlier = &ph.records[k - live.replies()..k];
+        live.assemble(
+            earlier.iter().map(|r| r.text_raw.as_slice()),
+            &mut self.live[slot as usize],
+        );
+        Some(slot)
+    }
+
+    /// The bytes of the request `job` sends.
+    fn wire_of(&self, ph: &Phase, job: &Job) -> &[u8] {
+        match job.live {
+            Some(slot) => &self.live[slot as usize],
+            None => &self.plan.request(ph.plan_idx[job.k]).wire,
         }
     }
 
@@ -309,19 +367,22 @@ impl Driver {
 
     /// Queue the rest of the current request's bytes.
     fn send(&mut self, ph: &Phase, slot: usize) {
-        let c = &mut self.conns[slot];
-        let Some(job) = &c.job else { return };
-        let wire = &self.plan.request(ph.plan_idx[job.k]).wire;
+        let Some(job) = &self.conns[slot].job else {
+            return;
+        };
+        let wire = self.wire_of(ph, job);
         let rest = &wire[job.sent.min(wire.len())..];
-        c.sending = true;
         // A request over 4 GiB goes out in several sends, like any short send.
-        let len = rest.len().min(u32::MAX as usize) as u32;
-        let entry = opcode::Send::new(Fd(c.fd()), rest.as_ptr(), len)
+        let (ptr, len) = (rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32);
+        let c = &mut self.conns[slot];
+        c.sending = true;
+        let entry = opcode::Send::new(Fd(c.fd()), ptr, len)
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(c.tag(slot, Op::Send));
         // SAFETY: the bytes belong to the plan, which the driver holds (`self.plan`) for as
-        // long as the ring exists; the plan is never mutated.
+        // long as the ring exists and is never mutated, or to a live buffer, which is not
+        // touched again until the kernel is done with this send (see `end`).
         unsafe { self.io.push(&entry) };
     }
 
@@ -404,20 +465,24 @@ impl Driver {
     }
 
     fn on_send(&mut self, ph: &mut Phase, slot: usize, res: i32, now: Instant) {
-        let c = &mut self.conns[slot];
-        c.sending = false;
-        let Some(job) = c.job.as_mut() else { return };
+        self.conns[slot].sending = false;
+        let Some(job) = &self.conns[slot].job else {
+            return;
+        };
         if res < 0 {
             let e = io::Error::from_raw_os_error(-res);
             self.before_response(ph, slot, send_error(self.addr, &e), now);
             return;
         }
-        job.sent += res as usize;
-        let len = self.plan.request(ph.plan_idx[job.k]).wire.len();
-        if job.sent == len {
-            ph.records[job.k].sent_ns = ns_between(ph.t0, now);
+        let (k, sent) = (job.k, job.sent + res as usize);
+        let len = self.wire_of(ph, job).len();
+        if let Some(job) = self.conns[slot].job.as_mut() {
+            job.sent = sent;
         }
-        if job.sent < len {
+        if sent == len {
+            ph.records[k].sent_ns = ns_between(ph.t0, now);
+        }
+        if sent < len {
             if res == 0 {
                 let e = io::Error::from(io::ErrorKind::WriteZero);
                 self.before_response(ph, slot, send_error(self.addr, &e), now);
@@ -548,16 +613,65 @@ impl Driver {
             }
         };
         let c = &self.conns[slot];
+        let send_done = !c.sending;
         // A send still in flight (the server answered before taking the whole request) would
         // complete on the next request's watch: do not reuse such a connection either.
-        if reuse && !c.sending && c.is_idle() {
+        if reuse && send_done && c.is_idle() {
             self.idle.push((slot as u32, c.gen));
         } else {
             self.close(slot);
             self.free.push(slot as u32);
         }
-        ph.active -= 1;
+        // A buffer the kernel may still read from is never reused.
+        if let (Some(live), true) = (job.live, send_done) {
+            self.live_free.push(live);
+        }
         self.count_done(ph, job.k, now);
+        self.go_on(ph, job.k, now);
+    }
+
+    /// Request `k` has ended: its conversation goes on with the next turn, on the slot it
+    /// holds (SGLang's semantics: the next turn follows at once, whatever this one's
+    /// outcome), or its slot is given back.
+    fn go_on(&mut self, ph: &mut Phase, k: usize, now: Instant) {
+        if !ph.has_next[k] {
+            ph.active -= 1;
+            return;
+        }
+        let elapsed = ns_between(ph.t0, now);
+        if ph
+            .timed
+            .as_ref()
+            .and_then(|t| t.deadline_ns)
+            .is_some_and(|d| elapsed >= d)
+        {
+            ph.active -= 1;
+            self.skip_from(ph, k + 1, None, now);
+            return;
+        }
+        ph.records[k + 1].arrival_ns = elapsed;
+        ph.ready.push(k + 1);
+    }
+
+    /// Request `k` and the later turns of its conversation are never sent: marked not sent
+    /// (`why` None, `--duration` is over) or failed with `why`.
+    fn skip_from(&mut self, ph: &mut Phase, mut k: usize, why: Option<&str>, now: Instant) {
+        loop {
+            let rec = &mut ph.records[k];
+            match why {
+                None => rec.not_sent = true,
+                Some(why) => {
+                    rec.start_ns = ns_between(ph.t0, now);
+                    rec.success = false;
+                    rec.error = Some(why.to_string());
+                }
+            }
+            self.count_done(ph, k, now);
+            if !ph.has_next[k] {
+                return;
+            }
+            k += 1;
+        }
     }
 
     /// Request `k` has ended (its record is final).
@@ -565,7 +679,9 @@ impl Driver {
         ph.done += 1;
         if let Some(t) = ph.timed.as_mut() {
             let rec = &ph.records[k];
-            t.last_done_ns = t.last_done_ns.max(ns_between(ph.t0, now));
+            if !rec.not_sent {
+                t.last_done_ns = t.last_done_ns.max(ns_between(ph.t0, now));
+            }
             if rec.success {
                 t.metrics.record_request(rec);
             }
@@ -575,14 +691,21 @@ impl Driver {
 
     /// `--duration` is over: every request not yet started is marked never sent.
     fn drop_unsent(&mut self, ph: &mut Phase) {
-        let left = ph.records.len() - ph.next;
-        for rec in &mut ph.records[ph.next..] {
-            rec.not_sent = true;
+        self.skip_waiting(ph, None);
+    }
+
+    /// Every request not yet started, first turns and ready later turns, is skipped (see
+    /// [`Driver::skip_from`]).
+    fn skip_waiting(&mut self, ph: &mut Phase, why: Option<&str>) {
+        let now = Instant::now();
+        while let Some(k) = ph.ready.pop() {
+            ph.active -= 1;
+            self.skip_from(ph, k, why, now);
         }
-        ph.next = ph.records.len();
-        ph.done += left;
-        if let Some(t) = ph.timed.as_ref() {
-            t.progress[t.index].fetch_add(left as u64, Ordering::Relaxed);
+        while ph.next < ph.firsts.len() {
+            let k = ph.firsts[ph.next];
+            ph.next += 1;
+            self.skip_from(ph, k, why, now);
         }
     }
 
@@ -603,15 +726,7 @@ impl Driver {
                 self.end(ph, slot, Err(why.to_string()), now);
             }
         }
-        while ph.next < ph.records.len() {
-            let k = ph.next;
-            ph.next += 1;
-            let rec = &mut ph.records[k];
-            rec.start_ns = ns_between(ph.t0, now);
-            rec.success = false;
-            rec.error = Some(why.to_string());
-            self.count_done(ph, k, now);
-        }
+        self.skip_waiting(ph, Some(why));
     }
 }
 

@@ -8,8 +8,8 @@
 //! provided-buffer ring, and the loop submits and waits once per pass; a batch of completions
 //! costs one syscall and one clock read, and an event costs a parse.
 //!
-//! Semantics kept: request i of the plan belongs to shard i mod N, started in plan order at its
-//! arrival; `concurrency_share: Some(c)` allows c requests in flight, the rest wait FIFO; None
+//! Semantics kept: request i of the plan belongs to shard i mod N (a conversation's turns to one
+//! shard), started in plan order at its arrival, a later turn as soon as the turn before it ends; `concurrency_share: Some(c)` allows c requests in flight, the rest wait FIFO; None
 //! starts each request at its arrival, opening a connection when no idle one exists. The pool
 //! is opened and warmed before the start line; the records, metrics, progress counter and CPU
 //! time are filled exactly as the glommio shard fills them.
@@ -40,7 +40,7 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
             return ShardOutput::default();
         }
     };
-    let (_, initial) = spec.pool_size(mine.len());
+    let (_, initial) = spec.pool_size(spec.starts(&mine));
     driver.preconnect(initial);
     warmup(&spec, &mut driver, initial);
 
@@ -60,7 +60,7 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
         index: spec.index,
     };
     let cap = spec.concurrency_share.unwrap_or(usize::MAX);
-    let mut phase = Phase::new(mine, records, t0, cap, Some(timed));
+    let mut phase = Phase::new(&plan, mine, records, t0, cap, Some(timed));
     driver.run(&mut phase);
     let connections_opened = driver.opened;
     driver.finish();
@@ -95,6 +95,7 @@ fn warmup(spec: &ShardSpec, driver: &mut Driver, pool: usize) {
             .map(|_| RequestRecord::with_capacity(first.prompt_len, first.output_len, 0))
             .collect();
         let mut phase = Phase::new(
+            &spec.plan,
             vec![crate::plan::WARMUP; batch],
             records,
             Instant::now(),
