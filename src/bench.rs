@@ -25,7 +25,7 @@ struct Setup {
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let setup = prepare(args)?;
     let Setup {
-        info,
+        mut info,
         target,
         plan_cfg,
         tokenizer,
@@ -37,7 +37,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         seed: args.seed,
         api: plan_cfg.api,
     };
-    let samples = workload::load(&args.dataset, &ctx, &tokenizer)?;
+    let mut samples = workload::load(&args.dataset, &ctx, &tokenizer)?;
+    // Tokenizer (issue 10): random-style prompts recounted by the server's /tokenize.
+    if !args.skip_server_alignment
+        && crate::tokenizer::server::applies_to(&args.dataset.dataset_name)
+    {
+        let outcome = crate::tokenizer::server::align(
+            &mut samples,
+            &target,
+            &plan_cfg.model,
+            &target.base_url,
+        );
+        info.tokenizer_extra
+            .insert("server_alignment".into(), outcome.to_json());
+    }
     print!(
         "{}",
         workload::stats::render(&args.dataset.dataset_name, &workload::stats::of(&samples))
@@ -182,7 +195,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             }
         }
         if r.success && r.usage_output_tokens.is_none() {
-            r.output_tokens = tokenizer.count(&text).unwrap_or(0) as u32;
+            r.output_tokens = if args.skip_tokenizer_init {
+                1
+            } else {
+                tokenizer.count(&text).unwrap_or(0) as u32
+            };
             out.metrics.record_tpot(r);
         }
         texts.push(text);
@@ -333,7 +350,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
             (id, Some(name))
         }
     };
-    let tokenizer = load_tokenizer(args.tokenizer.as_deref(), &model_id)?;
+    let tokenizer = load_tokenizer(args, &model_id)?;
 
     // vLLM's order: Authorization from OPENAI_API_KEY, then --header (which may override it).
     if let Ok(key) = std::env::var("OPENAI_API_KEY") {
@@ -381,6 +398,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         label: args.label.clone(),
         model_id,
         tokenizer_id: tokenizer.id().to_string(),
+        tokenizer_extra: tokenizer_keys(args, &tokenizer),
         num_prompts: args.num_prompts,
         metadata,
         request_rate: args.request_rate,
@@ -533,17 +551,71 @@ fn request_extras(args: &BenchArgs, backend: &Backend) -> anyhow::Result<Map<Str
     Ok(extras)
 }
 
-/// `--tokenizer`, else `--model` when it is a local path, else the embedded default.
-fn load_tokenizer(flag: Option<&str>, model: &str) -> anyhow::Result<Tokenizer> {
-    if let Some(t) = flag {
-        return Tokenizer::from_path(std::path::Path::new(t));
+/// What the result file says about the tokenizer beyond `tokenizer_id` (`server_alignment`
+/// is added once alignment has run).
+fn tokenizer_keys(args: &BenchArgs, tok: &Tokenizer) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("tokenizer_revision".into(), Value::from(tok.revision()));
+    m.insert("tokenizer_sha256".into(), Value::from(tok.sha256()));
+    m.insert(
+        "skip_tokenizer_init".into(),
+        Value::from(args.skip_tokenizer_init),
+    );
+    m.insert("server_alignment".into(), Value::Null);
+    m
+}
+
+/// `--tokenizer` (a path or hub id), else `--model` when it is a local path or an `org/name`
+/// hub id that resolves, else the embedded default. `--skip-tokenizer-init` refuses the
+/// datasets built from token ids and keeps the embedded tokenizer only for the length
+/// estimates of text datasets.
+fn load_tokenizer(args: &BenchArgs, model: &str) -> anyhow::Result<Tokenizer> {
+    if let Some(mode) = args.tokenizer_mode.as_deref() {
+        if !matches!(mode, "auto" | "hf") {
+            eprintln!(
+                "WARNING: --tokenizer-mode {mode} changes nothing: servebench always runs the \
+                 tokenizer.json fast tokenizer (vLLM's auto/hf)"
+            );
+        }
     }
-    let model_path = std::path::Path::new(model);
-    if model_path.exists() {
-        return Tokenizer::from_path(model_path);
+    if args.trust_remote_code {
+        eprintln!(
+            "Note: --trust-remote-code changes nothing: a tokenizer.json runs no remote code"
+        );
     }
+    if args.skip_tokenizer_init {
+        let name = args.dataset.dataset_name.as_str();
+        if !matches!(name, "sharegpt" | "custom" | "hf") {
+            bail!(
+                "--skip-tokenizer-init: --dataset-name {name} builds its prompts from token ids \
+                 and needs a tokenizer; drop --skip-tokenizer-init, or use a text dataset \
+                 (sharegpt, custom, hf)"
+            );
+        }
+        println!(
+            "--skip-tokenizer-init: output tokens are counted from the server's usage (1 where \
+             a reply has none); input lengths are estimates from the embedded tokenizer"
+        );
+        return Ok(Tokenizer::embedded_default());
+    }
+    let hub = crate::tokenizer::HubOptions::from_env(args.tokenizer_revision.as_deref());
+    if let Some(t) = args.tokenizer.as_deref() {
+        return Tokenizer::load(t, &hub);
+    }
+    if std::path::Path::new(model).exists() {
+        return Tokenizer::from_path(std::path::Path::new(model));
+    }
+    // A served name ("llama", "servebench-mock") is no hub id worth a download; org/name is.
+    let why = if model.contains('/') && crate::tokenizer::hub::looks_like_hub_id(model) {
+        match Tokenizer::load(model, &hub) {
+            Ok(tok) => return Ok(tok),
+            Err(e) => format!("{e:#}"),
+        }
+    } else {
+        format!("--model '{model}' is not a local path or an org/name hub id")
+    };
     eprintln!(
-        "WARNING: no --tokenizer given and --model '{model}' is not a local path: prompts are built with the embedded default tokenizer (servebench-default). Pass --tokenizer PATH for the model's own token counts."
+        "WARNING: no --tokenizer given and {why}: prompts are built with the embedded default tokenizer (servebench-default). Pass --tokenizer PATH|ORG/NAME for the model's own token counts."
     );
     Ok(Tokenizer::embedded_default())
 }

@@ -81,7 +81,7 @@ pub struct BenchArgs {
     /// Value of the request's "model" field, when it differs from --model.
     #[arg(long)]
     pub served_model_name: Option<String>,
-    /// tokenizer.json, or a directory holding one (default: --model when that is a path).
+    /// tokenizer.json, a directory holding one, or a hub id (default: --model).
     #[arg(long)]
     pub tokenizer: Option<String>,
     /// Prefix of the x-request-id header (default: bench-<8 random hex>-).
@@ -219,6 +219,25 @@ pub struct BenchArgs {
     /// less CPU per event and sees events sooner under load (docs/PERFORMANCE.md).
     #[arg(long, value_enum, default_value_t = IoEngine::Uring)]
     pub io_engine: IoEngine,
+
+    // Tokenizer (issue 10)
+    /// Branch, tag or commit of a hub-id --tokenizer / --model (default: main).
+    #[arg(long, value_name = "REV")]
+    pub tokenizer_revision: Option<String>,
+    /// vLLM's tokenizer mode (auto, hf, slow, mistral, ...): accepted for compatibility.
+    /// servebench always runs the tokenizer.json fast tokenizer; other modes warn once.
+    #[arg(long, value_name = "MODE")]
+    pub tokenizer_mode: Option<String>,
+    /// Accepted for compatibility and changes nothing: tokenizer.json runs no remote code.
+    #[arg(long)]
+    pub trust_remote_code: bool,
+    /// Run without a tokenizer: output tokens come from the server's usage (else 1, as in
+    /// vLLM); datasets built from token ids refuse to run.
+    #[arg(long)]
+    pub skip_tokenizer_init: bool,
+    /// Do not ask the server's /tokenize to check and align random-style prompts.
+    #[arg(long)]
+    pub skip_server_alignment: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

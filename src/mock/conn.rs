@@ -145,15 +145,13 @@ impl Tx {
                     .await
             }
             Route::Tokenize => self.tokenize(shard, body, close).await,
+            Route::Detokenize => self.detokenize(shard, body, close).await,
             Route::Metrics => {
                 let text = shard.spec.prometheus(shard.options.spec_decode_tokens);
                 self.reply(200, Some("text/plain; version=0.0.4"), None, &text, close)
                     .await
             }
-            Route::NotFound => {
-                let message = format!("no such route; served: {}", http::ROUTES);
-                self.error(404, &message, None, close).await
-            }
+            Route::NotFound => self.not_found(close).await,
             Route::MethodNotAllowed(allow) => {
                 let message = format!("method not allowed here; use {allow}");
                 self.error(405, &message, Some(("allow", allow)), close)
@@ -239,10 +237,14 @@ impl Tx {
 
     /// `/tokenize` with the mock's tokenizer, or 501 without one.
     async fn tokenize(&mut self, shard: &Shard, body: &[u8], close: bool) -> io::Result<()> {
+        let dialect = shard.tokenize_dialect;
+        if dialect == control::TokenizeDialect::None {
+            return self.not_found(close).await;
+        }
         let Some(tokenizer) = shard.tokenizer.clone() else {
             return self.error(501, control::NO_TOKENIZER, None, close).await;
         };
-        let text = match control::parse_tokenize(body) {
+        let text = match control::parse_tokenize(dialect, body) {
             Ok(text) => text,
             Err(message) => return self.error(400, &message, None, close).await,
         };
@@ -260,8 +262,38 @@ impl Tx {
                 .spawn_blocking(move || ids(&tokenizer, &text))
                 .await
         };
-        let body = control::tokenize_body(&ids);
+        let body = control::tokenize_body(dialect, &ids);
         self.reply(200, Some(http::JSON), None, &body, close).await
+    }
+
+    /// `/detokenize` with the mock's tokenizer (special tokens kept), or 501 without one.
+    async fn detokenize(&mut self, shard: &Shard, body: &[u8], close: bool) -> io::Result<()> {
+        let dialect = shard.tokenize_dialect;
+        if dialect == control::TokenizeDialect::None {
+            return self.not_found(close).await;
+        }
+        let Some(tokenizer) = shard.tokenizer.clone() else {
+            return self.error(501, control::NO_TOKENIZER, None, close).await;
+        };
+        let ids = match control::parse_detokenize(body) {
+            Ok(ids) => ids,
+            Err(message) => return self.error(400, &message, None, close).await,
+        };
+        match tokenizer.decode(&ids, false) {
+            Ok(text) => {
+                let body = control::detokenize_body(dialect, &text);
+                self.reply(200, Some(http::JSON), None, &body, close).await
+            }
+            Err(e) => {
+                let message = format!("cannot detokenize: {e}");
+                self.error(400, &message, None, close).await
+            }
+        }
+    }
+
+    async fn not_found(&mut self, close: bool) -> io::Result<()> {
+        let message = format!("no such route; served: {}", http::ROUTES);
+        self.error(404, &message, None, close).await
     }
 
     /// Records a moment of the current reply when --truth-log is on.

@@ -28,6 +28,7 @@ pub enum Route {
     /// 200 and otherwise ignored.
     Control,
     Tokenize,
+    Detokenize,
     /// Prometheus text (vLLM's speculative-decoding counters with --spec-decode-tokens).
     Metrics,
     NotFound,
@@ -158,7 +159,7 @@ pub const ROUTES: &str = "GET /health, GET /v1/models, POST /v1/completions, \
 POST /v1/chat/completions, POST /v1/responses, POST /generate (SGLang or TGI, by body), \
 POST /generate_stream, POST /v2/models/ensemble/generate_stream, \
 POST /v2/models/ensemble/generate, POST /mii/benchmark, POST /v1/models/model:predict, \
-POST /tokenize, GET /metrics, GET|POST /reset_prefix_cache, /flush_cache, /start_profile, /stop_profile";
+POST /tokenize, POST /detokenize, GET /metrics, GET|POST /reset_prefix_cache, /flush_cache, /start_profile, /stop_profile";
 
 fn route(method: &str, path: &str) -> Route {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
@@ -175,6 +176,7 @@ fn route(method: &str, path: &str) -> Route {
         "/v2/models/ensemble/generate" => generate(Endpoint::Triton { stream: false }),
         "/mii/benchmark" => generate(Endpoint::Mii),
         "/tokenize" => (Route::Tokenize, "POST"),
+        "/detokenize" => (Route::Detokenize, "POST"),
         "/metrics" => (Route::Metrics, "GET"),
         // SGLang serves these for GET and POST alike; vLLM for POST.
         "/reset_prefix_cache" | "/flush_cache" | "/start_profile" | "/stop_profile" => {

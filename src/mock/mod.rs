@@ -111,6 +111,11 @@ pub struct MockArgs {
     /// 2, rate 100/K %). 0: no such counters.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub spec_decode_tokens: u32,
+
+    /// Tokenizer (issue 10): the server whose `/tokenize` and `/detokenize` shapes to speak
+    /// (both answered with the mock's tokenizer), or none for no such routes (404).
+    #[arg(long, value_enum, default_value_t = control::TokenizeDialect::Vllm)]
+    pub tokenize_dialect: control::TokenizeDialect,
 }
 
 impl Default for MockArgs {
@@ -129,6 +134,7 @@ impl Default for MockArgs {
             reasoning_tokens: 0,
             sglang_tokens_per_chunk: 1,
             spec_decode_tokens: 0,
+            tokenize_dialect: control::TokenizeDialect::Vllm,
         }
     }
 }
@@ -244,6 +250,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             options,
             tokenizer_json: tokenizer_json.clone(),
             tokenizer_name: tokenizer_name.clone(),
+            tokenize_dialect: args.tokenize_dialect,
             stop: stop.clone(),
             truth: handle.truth.as_ref().map(truth::Writer::sender),
             anchor,

@@ -31,6 +31,7 @@ pub(super) struct ShardConfig {
     pub tokenizer_json: Option<Arc<[u8]>>,
     /// For messages: the --tokenizer path.
     pub tokenizer_name: String,
+    pub tokenize_dialect: super::control::TokenizeDialect,
     pub stop: Arc<AtomicBool>,
     /// Where the truth log's batches go, when --truth-log is on.
     pub truth: Option<mpsc::Sender<ToWriter>>,
@@ -48,6 +49,7 @@ pub(super) struct Shard {
     pub itl: Duration,
     pub options: Options,
     pub tokenizer: Option<Arc<Tokenizer>>,
+    pub tokenize_dialect: super::control::TokenizeDialect,
     pub truth: Option<ShardLog>,
     /// Turns the instant a request was read into the truth log's clock.
     pub anchor: MonoAnchor,
@@ -82,6 +84,7 @@ pub(super) async fn run(config: ShardConfig) {
         options,
         tokenizer_json,
         tokenizer_name,
+        tokenize_dialect,
         stop,
         truth,
         anchor,
@@ -105,6 +108,7 @@ pub(super) async fn run(config: ShardConfig) {
         itl,
         options,
         tokenizer,
+        tokenize_dialect,
         truth: truth.map(ShardLog::new),
         anchor,
         spec,

@@ -120,6 +120,7 @@ mod tests {
             label: None,
             model_id: "m".into(),
             tokenizer_id: "t".into(),
+            tokenizer_extra: Default::default(),
             num_prompts: 2,
             metadata: vec![],
             request_rate: f64::INFINITY,

@@ -103,6 +103,9 @@ pub struct RunInfo {
     pub label: Option<String>,
     pub model_id: String,
     pub tokenizer_id: String,
+    /// Tokenizer provenance and server alignment, appended at the end of the result file
+    /// (`tokenizer_revision`, `tokenizer_sha256`, `skip_tokenizer_init`, `server_alignment`).
+    pub tokenizer_extra: serde_json::Map<String, serde_json::Value>,
     pub num_prompts: usize,
     pub metadata: Vec<(String, String)>,
     pub request_rate: f64,

@@ -142,6 +142,10 @@ pub fn build(
             m.shift_remove(k);
         }
     }
+    // Which tokenizer built the prompts and whether the server recounted them (issue 10).
+    for (k, v) in &info.tokenizer_extra {
+        m.insert(k.clone(), v.clone());
+    }
     m
 }
 

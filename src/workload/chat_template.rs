@@ -196,6 +196,10 @@ fn describe(e: &Error) -> String {
 
 /// The directory the tokenizer came from; None for the embedded one.
 fn tokenizer_dir(tok: &Tokenizer) -> Option<PathBuf> {
+    // Hub ids: the snapshot directory in the HF cache.
+    if let Some(dir) = tok.dir() {
+        return Some(dir.to_path_buf());
+    }
     let path = Path::new(tok.id());
     if path.is_dir() {
         Some(path.to_path_buf())

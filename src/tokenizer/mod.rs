@@ -10,13 +10,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use tokenizers::PostProcessor;
 
+pub mod hub;
+pub mod server;
+
+pub use hub::HubOptions;
+
 /// The embedded tokenizer: DeepSeek V4's byte-level BPE cut to its first 8,192 ids.
-const EMBEDDED_JSON: &[u8] = include_bytes!("../assets/default-tokenizer.json");
+const EMBEDDED_JSON: &[u8] = include_bytes!("../../assets/default-tokenizer.json");
 const EMBEDDED_ID: &str = "servebench-default";
 
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     id: String,
+    /// The directory whose tokenizer_config.json / chat_template.jinja belong to this
+    /// tokenizer (the hub snapshot for hub ids); None for the embedded one.
+    dir: Option<PathBuf>,
+    /// The hub commit the files came from, for hub ids.
+    revision: Option<String>,
+    /// SHA-256 of the tokenizer.json bytes, lower-case hex.
+    sha256: String,
     vocab_size: usize,
     special_ids: Vec<u32>,
     num_special_tokens_to_add: usize,
@@ -26,6 +38,7 @@ impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokenizer")
             .field("id", &self.id)
+            .field("revision", &self.revision)
             .field("vocab_size", &self.vocab_size)
             .field("special_ids", &self.special_ids)
             .finish_non_exhaustive()
@@ -56,12 +69,38 @@ impl Tokenizer {
         };
         let bytes = std::fs::read(&file)
             .with_context(|| format!("tokenizer path {}: cannot read", file.display()))?;
-        Self::from_json(&bytes, path.display().to_string()).with_context(|| {
+        let mut tok = Self::from_json(&bytes, path.display().to_string()).with_context(|| {
             format!(
                 "tokenizer path {}: not a Hugging Face tokenizer.json",
                 file.display()
             )
-        })
+        })?;
+        tok.dir = Some(match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+        Ok(tok)
+    }
+
+    /// What `--tokenizer` / `--model` name: a tokenizer.json, a directory holding one, or a
+    /// hub id (`org/name`) read from the HF cache, downloaded into it first when absent.
+    /// A local path wins over a hub id of the same spelling, as in transformers.
+    pub fn load(spec: &str, hub: &HubOptions) -> anyhow::Result<Tokenizer> {
+        let path = Path::new(spec);
+        if path.exists() {
+            return Self::from_path(path);
+        }
+        if !hub::looks_like_hub_id(spec) {
+            bail!(
+                "tokenizer {spec}: no such file or directory, and not a hub id (org/name); \
+                 pass a tokenizer.json file, a directory that contains one, or a hub id"
+            );
+        }
+        let snapshot = hub::resolve(spec, hub)?;
+        let mut tok = Self::from_path(&snapshot.dir)?;
+        tok.id = spec.to_string();
+        tok.revision = Some(snapshot.commit);
+        Ok(tok)
     }
 
     /// The tokenizer compiled into the binary, for demos, tests and the mock server.
@@ -96,6 +135,9 @@ impl Tokenizer {
         Ok(Tokenizer {
             inner,
             id,
+            dir: None,
+            revision: None,
+            sha256: sha256_hex(bytes),
             vocab_size,
             special_ids,
             num_special_tokens_to_add,
@@ -105,6 +147,23 @@ impl Tokenizer {
     /// What to report as `tokenizer_id`: the path as given, or `servebench-default`.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Where tokenizer_config.json and chat_template.jinja are looked for: the directory
+    /// given, the directory of the file given, or the hub snapshot. None when embedded.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The hub commit (40 hex digits) the files were read from, for hub ids.
+    pub fn revision(&self) -> Option<&str> {
+        self.revision.as_deref()
+    }
+
+    /// SHA-256 of the tokenizer.json bytes (lower-case hex), so a result file pins the exact
+    /// vocabulary even when the id is a local path.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// Token ids of `text` without special tokens (`add_special_tokens=False`).
@@ -148,6 +207,11 @@ impl Tokenizer {
     pub fn num_special_tokens_to_add(&self) -> usize {
         self.num_special_tokens_to_add
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
