@@ -270,6 +270,27 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write the result file {}", path.display()))?;
         eprintln!("Result saved to {}", path.display());
     }
+    // HTML report (issue 5): the page draws from the detailed result object, built here
+    // even when the saved file leaves the per-request arrays out.
+    if let Some(path) = &args.html_report {
+        let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+        let obj = result_json::build(
+            &info,
+            &figures,
+            &out.records,
+            &texts,
+            &date,
+            t0_mono_s,
+            true,
+        );
+        // Drawn from the object as a file would hold it (the parser may round a float's
+        // last bit), so `servebench report` on a saved file makes this very page.
+        let text = result_json::to_python_json(&Value::Object(obj));
+        let obj: Map<String, Value> = serde_json::from_str(&text)?;
+        let path = std::path::Path::new(path);
+        report::html::write(path, &report::html::render(&obj))?;
+        eprintln!("HTML report saved to {}", path.display());
+    }
     Ok(())
 }
 

@@ -35,6 +35,30 @@ pub enum Command {
     /// Measure this host's client against the mock's truth log: timing error, CPU cost and
     /// the highest load it carries within an error budget.
     Calibrate(crate::calibrate::CalibrateArgs),
+    /// Make the HTML report (plots and summary) from a saved result file (--save-detailed
+    /// for the plots).
+    Report(ReportArgs),
+    /// Result files side by side: key figures, change against the first in %, better/worse.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The result file (--save-result --save-detailed); JSON lines: see --index.
+    pub result: std::path::PathBuf,
+    /// Where to write the page (default: the result file's name with .html).
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
+    /// Which result of a JSON-lines file to report, from 1 (default: the last).
+    #[arg(long)]
+    pub index: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Result files (JSON, or JSON lines with one result per line); the first is the baseline.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -238,6 +262,11 @@ pub struct BenchArgs {
     /// Do not ask the server's /tokenize to check and align random-style prompts.
     #[arg(long)]
     pub skip_server_alignment: bool,
+
+    // HTML report (issue 5)
+    /// Write a self-contained HTML page with the run's plots and summary to this path.
+    #[arg(long, value_name = "PATH")]
+    pub html_report: Option<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

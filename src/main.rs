@@ -10,6 +10,8 @@ fn main() {
         Some(Command::Mock(args)) => servebench::mock::run(&args),
         Some(Command::Demo(demo)) => servebench::demo::run(&demo),
         Some(Command::Calibrate(args)) => servebench::calibrate::run(&args),
+        Some(Command::Report(args)) => servebench::report::html::run(&args),
+        Some(Command::Compare(args)) => servebench::report::compare::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,6 +1,8 @@
 //! Turning a finished run into figures, the console block and the result file.
 
+pub mod compare;
 pub mod console;
+pub mod html;
 pub mod pyfmt;
 pub mod result_json;
 pub mod spec_decode;

@@ -146,6 +146,13 @@ pub fn build(
     for (k, v) in &info.tokenizer_extra {
         m.insert(k.clone(), v.clone());
     }
+    // servebench's own, last: each request's planned arrival, for the HTML report's send lag.
+    if detailed {
+        m.insert(
+            super::html::ARRIVALS_KEY.into(),
+            col(&|r| json!(t0_mono_s + secs(r.arrival_ns))),
+        );
+    }
     m
 }
 
