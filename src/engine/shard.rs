@@ -141,7 +141,9 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
             spawn_worker(&shard, Conn::new(shard.spec.addr, shard.plan.wire()));
         }
+        shard.spec.progress[shard.spec.index].started();
         exchange(&mut conn, &req.wire, &mut rec, shard.t0).await;
+        shard.spec.progress[shard.spec.index].outcome(&rec);
 
         let done_ns = (Instant::now() - shard.t0).as_nanos() as u64;
         shard

@@ -230,6 +230,9 @@ impl Driver {
         let reuse = self.pop_idle();
         let start = Instant::now();
         ph.records[k].start_ns = ns_between(ph.t0, start);
+        if let Some(t) = ph.timed.as_ref() {
+            t.progress[t.index].started();
+        }
         let job = Job {
             k,
             start,
@@ -569,6 +572,7 @@ impl Driver {
             if rec.success {
                 t.metrics.record_request(rec);
             }
+            t.progress[t.index].outcome(rec);
             t.progress[t.index].fetch_add(1, Ordering::Relaxed);
         }
     }
