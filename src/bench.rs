@@ -10,7 +10,9 @@ use crate::backend::Backend;
 use crate::cli::BenchArgs;
 use crate::engine::{self, control, placement, target::Target, EngineConfig};
 use crate::plan::{self, PlanConfig};
-use crate::report::{self, console, pyfmt::py_float, result_json, MetricKey, RunInfo};
+use crate::report::{
+    self, console, goodput, health, pyfmt::py_float, result_json, sglang, MetricKey, RunInfo,
+};
 use crate::tokenizer::Tokenizer;
 use crate::workload;
 
@@ -20,6 +22,7 @@ struct Setup {
     target: Target,
     plan_cfg: PlanConfig,
     tokenizer: Tokenizer,
+    slos: goodput::Slos,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -29,6 +32,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         target,
         plan_cfg,
         tokenizer,
+        slos,
     } = setup;
 
     let built = Instant::now();
@@ -157,6 +161,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut turns: Option<Vec<u32>> = plan
         .has_conversations()
         .then(|| plan.requests.iter().map(|r| r.turn).collect());
+    // Before the unsent records go: the plan index says which shard ran a request.
+    let health = health::evaluate(
+        &out.records,
+        health::Layout {
+            num_shards: out.num_shards,
+            max_concurrency: info.max_concurrency,
+        },
+    );
     let unsent = out.records.iter().filter(|r| r.not_sent).count();
     if unsent > 0 {
         if let Some(t) = turns.as_mut() {
@@ -222,12 +234,98 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let (Some(before), Some(after)) = (spec_before, spec_counters(&target)) {
         figures.spec_decode = report::spec_decode::figures(&before, &after);
     }
-    print!("{}", console::render(&info, &figures));
+    if !slos.0.is_empty() {
+        figures.goodput = Some(goodput::evaluate(&slos, &out.records, figures.duration_s));
+    }
+    let (vllm_block, sglang_block) = args.report_style.blocks(&args.backend);
+    if vllm_block {
+        print!("{}", console::render(&info, &figures));
+    }
+    let sglang_file = args.output_file.is_some() || args.output_details;
+    let sglang_out = (sglang_block || sglang_file).then(|| {
+        let retokenized: Vec<u32> = out
+            .records
+            .iter()
+            .zip(&texts)
+            .map(|(r, t)| match r.success {
+                true => tokenizer.count(t).unwrap_or(0) as u32,
+                false => 0,
+            })
+            .collect();
+        let server_info = control::get_text(&target, "/server_info")
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        let accept_length = server_info
+            .as_ref()
+            .and_then(sglang_accept_length)
+            .or(figures.spec_decode.as_ref().map(|s| s.acceptance_length));
+        let run = sglang::SglangRun {
+            tag: args.tag.clone(),
+            backend: args.backend.clone(),
+            dataset_name: args.dataset.dataset_name.clone(),
+            request_rate: (!plan_cfg.replay_timestamps).then_some(args.request_rate),
+            max_concurrency: info.max_concurrency,
+            sharegpt_output_len: args.dataset.sharegpt_output_len,
+            random_input_len: args.dataset.random_input_len(),
+            random_output_len: args.dataset.random_output_len(),
+            random_range_ratio: args.dataset.random_range_ratio,
+            server_info,
+        };
+        let f = sglang::figures(
+            &out.records,
+            &retokenized,
+            figures.duration_s,
+            (
+                figures.max_output_tokens_per_s,
+                figures.max_concurrent_requests,
+            ),
+            accept_length,
+        );
+        (run, f)
+    });
+    if let (true, Some((run, f))) = (sglang_block, &sglang_out) {
+        print!("{}", sglang::render(run, f, figures.goodput.as_ref()));
+    }
     let per_turn = turns
         .as_deref()
         .map(|t| report::turns::per_turn(&out.records, t));
     if let Some(per_turn) = &per_turn {
         print!("{}", report::turns::render(per_turn));
+    }
+    print!(
+        "{}",
+        health::render(
+            &health,
+            info.max_concurrency.is_some(),
+            Some(out.connections_opened),
+            sglang_block
+                .then(|| health::ItlPair::of(&out.records))
+                .as_ref(),
+        )
+    );
+    if let Some(w) = &health.warning {
+        eprintln!("WARNING: {w}");
+    }
+    if let (true, Some((run, f))) = (sglang_file, &sglang_out) {
+        let details = args
+            .output_details
+            .then_some((out.records.as_slice(), texts.as_slice()));
+        let line = sglang::to_line(&sglang::jsonl_fields(
+            run,
+            f,
+            figures.goodput.as_ref(),
+            details,
+        ));
+        let path = match &args.output_file {
+            Some(p) => std::path::PathBuf::from(p),
+            None => {
+                let mmdd = chrono::Local::now().format("%m%d").to_string();
+                sglang::default_file_name(run, info.num_prompts, &mmdd)
+            }
+        };
+        sglang::append(&path, &line)
+            .with_context(|| format!("cannot write the output file {}", path.display()))?;
+        eprintln!("Appended the result to {}", path.display());
     }
     let events: u64 = out
         .records
@@ -357,6 +455,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
     .map_err(anyhow::Error::msg)?;
     let percentiles =
         report::parse_percentiles(&args.metric_percentiles).map_err(anyhow::Error::msg)?;
+    let slos = goodput::parse(&args.goodput).map_err(anyhow::Error::msg)?;
     let mut headers = parse_pairs(&args.header, "--header")?;
     let metadata = parse_pairs(&args.metadata, "--metadata")?;
     let extra_body = request_extras(args, &backend)?;
@@ -434,6 +533,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         target,
         plan_cfg,
         tokenizer,
+        slos,
     })
 }
 
@@ -481,6 +581,16 @@ fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, Stri
             _ => bail!("{flag} {item}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+/// SGLang's accept length from `/server_info`: `internal_states[0].avg_spec_accept_length`
+/// (under `decode[0]` when prefill and decode are split).
+fn sglang_accept_length(info: &Value) -> Option<f64> {
+    let info = info.get("decode").and_then(|d| d.get(0)).unwrap_or(info);
+    info.get("internal_states")?
+        .get(0)?
+        .get("avg_spec_accept_length")?
+        .as_f64()
 }
 
 fn spec_counters(target: &Target) -> Option<report::spec_decode::SpecCounters> {

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::IoEngine;
 use crate::mock::MockArgs;
+use crate::report::ReportStyle;
 use crate::workload::DatasetArgs;
 
 #[derive(Parser, Debug)]
@@ -267,6 +268,26 @@ pub struct BenchArgs {
     /// Write a self-contained HTML page with the run's plots and summary to this path.
     #[arg(long, value_name = "PATH")]
     pub html_report: Option<String>,
+
+    // Results (issue 5)
+    /// Goodput SLOs as KEY:VALUE pairs in milliseconds, keys ttft, tpot, e2el (e.g.
+    /// `--goodput ttft:500 tpot:50`): a request is good when it meets every one.
+    #[arg(long, value_name = "KEY:VALUE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub goodput: Vec<String>,
+    /// Which result block to print: auto (SGLang's for sglang* backends, else vLLM's), vllm,
+    /// sglang or both. The client-health section follows either.
+    #[arg(long, value_enum, default_value_t = ReportStyle::Auto)]
+    pub report_style: ReportStyle,
+    /// SGLang's result file: append one JSON line with SGLang's keys per run.
+    #[arg(long)]
+    pub output_file: Option<String>,
+    /// Add the per-request arrays to the `--output-file` line (SGLang's default file name when
+    /// no --output-file is given).
+    #[arg(long)]
+    pub output_details: bool,
+    /// SGLang's `tag`, written into the `--output-file` line.
+    #[arg(long)]
+    pub tag: Option<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

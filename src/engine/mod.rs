@@ -69,15 +69,42 @@ pub struct RunOutput {
     pub shard_cpu_ns: u64,
 }
 
-/// A per-shard progress counter on its own cache line.
+/// A shard's progress counters on their own cache line: written by that shard only (relaxed
+/// adds, no locks), read by the progress line. Derefs to the done count.
 #[repr(align(64))]
 #[derive(Default)]
-pub struct Counter(pub AtomicU64);
+pub struct Counter {
+    pub done: AtomicU64,
+    pub started: AtomicU64,
+    pub failed: AtomicU64,
+    /// Output-carrying events of finished successful requests.
+    pub events: AtomicU64,
+}
+
+impl Counter {
+    /// A timed request was handed to the wire.
+    #[inline]
+    pub fn started(&self) {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A timed request ended (call before counting it done).
+    #[inline]
+    pub fn outcome(&self, r: &RequestRecord) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if r.success {
+            self.events.fetch_add(1 + r.itl_ns.len() as u64, Relaxed);
+        } else {
+            self.failed.fetch_add(1, Relaxed);
+        }
+    }
+}
 
 impl std::ops::Deref for Counter {
     type Target = AtomicU64;
     fn deref(&self) -> &AtomicU64 {
-        &self.0
+        &self.done
     }
 }
 

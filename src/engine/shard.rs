@@ -163,7 +163,9 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
                 }
             };
             let mut rec = std::mem::take(&mut shard.records.borrow_mut()[k]);
+            shard.spec.progress[shard.spec.index].started();
             exchange(&mut conn, wire, &mut rec, shard.t0).await;
+            shard.spec.progress[shard.spec.index].outcome(&rec);
 
             let done_ns = shard.elapsed_ns();
             shard

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::pyfmt::percentile_word;
 use super::{Figures, RunInfo};
 
-fn center(title: &str, fill: char) -> String {
+pub(crate) fn center(title: &str, fill: char) -> String {
     // Python's "{:{c}^50}": extra fill goes to the right.
     let len = title.chars().count();
     if len >= 50 {
@@ -42,6 +42,9 @@ pub fn render(info: &RunInfo, f: &Figures) -> String {
     int_line(&mut o, "Total input tokens:", f.total_input);
     int_line(&mut o, "Total generated tokens:", f.total_output);
     float_line(&mut o, "Request throughput (req/s):", f.request_throughput);
+    if let Some(g) = &f.goodput {
+        float_line(&mut o, "Request goodput (req/s):", g.request_goodput);
+    }
     float_line(
         &mut o,
         "Output token throughput (tok/s):",
@@ -152,6 +155,7 @@ mod tests {
                 },
             }],
             spec_decode: None,
+            goodput: None,
         };
         let expected = "\
 ============ Serving Benchmark Result ============

@@ -2,9 +2,12 @@
 
 pub mod compare;
 pub mod console;
+pub mod goodput;
+pub mod health;
 pub mod html;
 pub mod pyfmt;
 pub mod result_json;
+pub mod sglang;
 pub mod spec_decode;
 pub mod turns;
 
@@ -98,6 +101,28 @@ pub fn parse_percentiles(s: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
+/// `--report-style`: whose result block the console shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportStyle {
+    #[default]
+    Auto,
+    Vllm,
+    Sglang,
+    Both,
+}
+
+impl ReportStyle {
+    /// (vLLM's block, SGLang's block) for `backend`: auto picks SGLang's for its backends.
+    pub fn blocks(self, backend: &str) -> (bool, bool) {
+        match self {
+            ReportStyle::Auto if backend.starts_with("sglang") => (false, true),
+            ReportStyle::Auto | ReportStyle::Vllm => (true, false),
+            ReportStyle::Sglang => (false, true),
+            ReportStyle::Both => (true, true),
+        }
+    }
+}
+
 /// The run's configuration as the report and result file show it.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
@@ -126,7 +151,7 @@ pub struct MetricBlock {
 }
 
 /// Everything the console block and the result file print.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Figures {
     pub completed: u64,
     pub failed: u64,
@@ -141,6 +166,8 @@ pub struct Figures {
     pub blocks: Vec<MetricBlock>,
     /// From the server's `/metrics`, when it speculates (set after the run by the caller).
     pub spec_decode: Option<spec_decode::SpecDecode>,
+    /// With `--goodput` (set after the run by the caller, from [`goodput::evaluate`]).
+    pub goodput: Option<goodput::Goodput>,
 }
 
 /// Compute the figures the way vLLM's `calculate_metrics` does, from the merged distributions
@@ -198,6 +225,7 @@ pub fn figures(
         max_concurrent_requests: peak_concurrency(records),
         blocks,
         spec_decode: None,
+        goodput: None,
     }
 }
 

@@ -68,7 +68,10 @@ pub fn build(
     m.insert("total_input_tokens".into(), json!(f.total_input));
     m.insert("total_output_tokens".into(), json!(f.total_output));
     m.insert("request_throughput".into(), json!(f.request_throughput));
-    m.insert("request_goodput".into(), Value::Null);
+    m.insert(
+        "request_goodput".into(),
+        json!(f.goodput.as_ref().map(|g| g.request_goodput)),
+    );
     m.insert("output_throughput".into(), json!(f.output_throughput));
     m.insert(
         "total_token_throughput".into(),

@@ -263,6 +263,9 @@ impl Driver {
         let reuse = self.pop_idle();
         let start = Instant::now();
         ph.records[k].start_ns = ns_between(ph.t0, start);
+        if let Some(t) = ph.timed.as_ref() {
+            t.progress[t.index].started();
+        }
         let job = Job {
             k,
             start,
@@ -681,6 +684,7 @@ impl Driver {
             let rec = &ph.records[k];
             if !rec.not_sent {
                 t.last_done_ns = t.last_done_ns.max(ns_between(ph.t0, now));
+                t.progress[t.index].outcome(rec);
             }
             if rec.success {
                 t.metrics.record_request(rec);
