@@ -41,7 +41,14 @@ fn run(mock: &Mock, backend: &str, extra: &[&str]) -> String {
         .args(["--backend", backend, "--base-url", &mock.url])
         .args(["--num-prompts", "24", "--random-input-len", "32"])
         .args(["--random-output-len", "8", "--max-concurrency", "8"])
-        .args(["--num-shards", "1", "--disable-tqdm"])
+        // vLLM's block for every backend (sglang* ones would print SGLang's by default).
+        .args([
+            "--num-shards",
+            "1",
+            "--disable-tqdm",
+            "--report-style",
+            "vllm",
+        ])
         .args(extra)
         .output()
         .expect("run the benchmark");

@@ -64,6 +64,7 @@ fn info() -> RunInfo {
         ],
         percentiles: vec![50.0, 99.0],
         ramp_up: None,
+        tokenizer_extra: Default::default(),
     }
 }
 
@@ -311,7 +312,9 @@ fn result_json_keys_keep_vllms_order_with_goodput() {
     f.goodput = Some(goodput::evaluate(&slos, &records, f.duration_s));
     let m = result_json::build(&info(), &f, &records, &texts, "d", 0.0, true);
     let keys: Vec<&str> = m.keys().map(String::as_str).collect();
-    assert_eq!(keys, VLLM_KEYS);
+    // vLLM's keys in vLLM's order, then servebench's own (the HTML report's arrivals).
+    assert_eq!(&keys[..VLLM_KEYS.len()], VLLM_KEYS);
+    assert_eq!(keys[VLLM_KEYS.len()..], ["servebench_arrivals"]);
     let g = m["request_goodput"].as_f64().unwrap();
     assert_eq!(g, f.goodput.as_ref().unwrap().request_goodput);
     let out = console::render(&info(), &f);

@@ -20,6 +20,8 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn run(mock: &Mock, args: &[&str]) -> Output {
     Command::new(BIN)
+        // `--model org/m` names a hub id: never look it up online from a test.
+        .env("HF_HUB_OFFLINE", "1")
         .args([
             "--base-url",
             &mock.url,
