@@ -344,8 +344,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cpu_us / events.max(1) as f64,
     );
 
-    if args.save_result || args.append_result {
-        let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let result_object = |detailed: bool| {
         let mut obj = result_json::build(
             &info,
             &figures,
@@ -353,37 +353,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &texts,
             &date,
             t0_mono_s,
-            args.save_detailed,
+            detailed,
         );
         if let Some(per_turn) = &per_turn {
             obj.insert("per_turn".into(), report::turns::to_json(per_turn));
         }
+        obj
+    };
+    if args.save_result || args.append_result {
         let path = result_json::file_name(
             &info,
             args.result_filename.as_deref(),
             args.result_dir.as_deref(),
             &date,
         );
-        result_json::write(&path, &Value::Object(obj), args.append_result)
+        let obj = Value::Object(result_object(args.save_detailed));
+        result_json::write(&path, &obj, args.append_result)
             .with_context(|| format!("cannot write the result file {}", path.display()))?;
         eprintln!("Result saved to {}", path.display());
     }
     // HTML report (issue 5): the page draws from the detailed result object, built here
     // even when the saved file leaves the per-request arrays out.
     if let Some(path) = &args.html_report {
-        let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
-        let obj = result_json::build(
-            &info,
-            &figures,
-            &out.records,
-            &texts,
-            &date,
-            t0_mono_s,
-            true,
-        );
         // Drawn from the object as a file would hold it (the parser may round a float's
         // last bit), so `servebench report` on a saved file makes this very page.
-        let text = result_json::to_python_json(&Value::Object(obj));
+        let text = result_json::to_python_json(&Value::Object(result_object(true)));
         let obj: Map<String, Value> = serde_json::from_str(&text)?;
         let path = std::path::Path::new(path);
         report::html::write(path, &report::html::render(&obj))?;

@@ -1,19 +1,14 @@
 //! `servebench compare`: result files side by side, with deltas against the first and marks
 //! that know which way is better; JSON-lines files count one result per line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
 
-use common::BIN;
+use common::temp_dir;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("servebench-cmp-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::BIN;
 
 fn compare(files: &[&Path]) -> Output {
     Command::new(BIN)

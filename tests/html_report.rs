@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 
 mod common;
 
+use common::temp_dir;
+
 use common::{Mock, BIN};
 
 const PLOTS: [&str; 7] = [
@@ -23,13 +25,6 @@ const PLOTS: [&str; 7] = [
     "concurrency",
     "send-lag",
 ];
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("servebench-html-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn ok(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

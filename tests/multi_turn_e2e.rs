@@ -3,10 +3,11 @@
 //! is sent after the turn before it ended, carries the server's earlier replies, holds its
 //! conversation's concurrency slot, and the per-turn figures add up.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
+
+use common::temp_dir;
 
 use common::{Mock, BIN};
 
@@ -14,13 +15,6 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/workloads");
 
 /// Requests of `sharegpt-multiturn.json` in file order: (conversation, turn).
 const ORDER: [(usize, u32); 7] = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0), (3, 0)];
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("servebench-mt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 struct Run {
     result: serde_json::Value,

@@ -7,19 +7,14 @@ use std::process::{Command, Output};
 
 mod common;
 
+use common::temp_dir;
+
 use common::{Mock, BIN};
 
 const TOKENIZER: &[u8] = include_bytes!("../assets/default-tokenizer.json");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/workloads");
 const INPUT_LEN: usize = 48;
 const PROMPTS: usize = 12;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("servebench-tok-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// The embedded tokenizer with most BPE merges dropped: it splits the same text into more
 /// tokens, as a server with another tokenizer would.

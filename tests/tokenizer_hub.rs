@@ -8,15 +8,12 @@ use std::path::{Path, PathBuf};
 
 use servebench::tokenizer::{HubOptions, Tokenizer};
 
+mod common;
+
+use common::temp_dir;
+
 const TOKENIZER: &[u8] = include_bytes!("../assets/default-tokenizer.json");
 const COMMIT: &str = "5f0e1c2d3b4a59687766554433221100ffeeddcc";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("servebench-tokhub-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// `$HF_HOME/hub/models--org--name/{refs/main, snapshots/<sha>/...}` as huggingface_hub
 /// writes it.

@@ -2,21 +2,16 @@
 //! checked for what the workload promises (trace times kept, counts, images sent, errors
 //! before anything is sent).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
 
+use common::temp_dir;
+
 use common::{value, Mock, BIN};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/workloads");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("servebench-wl-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn run(mock: &Mock, args: &[&str]) -> Output {
     Command::new(BIN)

@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_servebench");
 
+/// An empty directory of this test process's own (removed first if a run before left it).
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("servebench-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// A `servebench mock` process on an ephemeral port, killed on drop.
 pub struct Mock {
     child: Child,
