@@ -160,6 +160,41 @@ impl Distribution {
     }
 }
 
+/// Exact statistics of one metric in ms, over every sample: mean, median, std, SGLang's
+/// p90/p95/p99 and max (numpy's definitions;
+/// zeros when there are no samples).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exact {
+    pub mean: f64,
+    pub median: f64,
+    pub std: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Exact {
+    pub fn of_ms(mut v: Vec<f64>) -> Exact {
+        if v.is_empty() {
+            return Exact::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        Exact {
+            mean,
+            median: numpy_percentile(&v, 50.0),
+            std: var.sqrt(),
+            p90: numpy_percentile(&v, 90.0),
+            p95: numpy_percentile(&v, 95.0),
+            p99: numpy_percentile(&v, 99.0),
+            max: v[v.len() - 1],
+        }
+    }
+}
+
 /// numpy-exact statistics over a slice, for tests and for small per-run lists.
 pub fn numpy_percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -70,7 +70,7 @@ pub struct RunOutput {
 }
 
 /// A shard's progress counters on their own cache line: written by that shard only (relaxed
-/// adds, no locks), read by the progress line. Derefs to the done count.
+/// adds, no locks), read by the progress line.
 #[repr(align(64))]
 #[derive(Default)]
 pub struct Counter {
@@ -89,6 +89,12 @@ impl Counter {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// `n` timed requests are over: ended, or never to be sent.
+    #[inline]
+    pub fn done(&self, n: u64) {
+        self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A timed request ended (call before counting it done).
     #[inline]
     pub fn outcome(&self, r: &RequestRecord) {
@@ -98,13 +104,6 @@ impl Counter {
         } else {
             self.failed.fetch_add(1, Relaxed);
         }
-    }
-}
-
-impl std::ops::Deref for Counter {
-    type Target = AtomicU64;
-    fn deref(&self) -> &AtomicU64 {
-        &self.done
     }
 }
 

@@ -11,7 +11,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -175,7 +174,7 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
                 shard.metrics.borrow_mut().record_request(&rec);
             }
             shard.records.borrow_mut()[k] = rec;
-            shard.spec.progress[shard.spec.index].fetch_add(1, Ordering::Relaxed);
+            shard.spec.progress[shard.spec.index].done(1);
 
             // The conversation's next turn follows at once, whatever this one's outcome.
             let next_turn = shard
@@ -212,7 +211,7 @@ fn drop_unsent(shard: &Shard, k: usize) {
         rec.not_sent = true;
     }
     shard.next.set(shard.firsts.len());
-    shard.spec.progress[shard.spec.index].fetch_add((len - k) as u64, Ordering::Relaxed);
+    shard.spec.progress[shard.spec.index].done((len - k) as u64);
 }
 
 /// `--duration` is over: turn `k` and the later turns of its conversation are never sent.
@@ -220,7 +219,7 @@ fn skip_turns(shard: &Shard, mut k: usize) {
     let mut records = shard.records.borrow_mut();
     loop {
         records[k].not_sent = true;
-        shard.spec.progress[shard.spec.index].fetch_add(1, Ordering::Relaxed);
+        shard.spec.progress[shard.spec.index].done(1);
         k += 1;
         if shard
             .mine

@@ -16,7 +16,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::record::RequestRecord;
-use crate::stats::numpy_percentile;
 
 /// The client is said to have fallen behind when p99 send lag exceeds both of these: 1 ms, and
 /// 5 % of the mean TTFT (a millisecond matters to a 20 ms TTFT, not to a 5 s one).
@@ -35,17 +34,15 @@ pub struct Spread {
 
 impl Spread {
     pub fn of_ns(values: impl Iterator<Item = u64>) -> Spread {
-        let mut v: Vec<f64> = values.map(|ns| ns as f64 / 1e6).collect();
-        if v.is_empty() {
-            return Spread::default();
-        }
-        v.sort_by(f64::total_cmp);
+        let v: Vec<f64> = values.map(|ns| ns as f64 / 1e6).collect();
+        let count = v.len();
+        let e = crate::stats::Exact::of_ms(v);
         Spread {
-            count: v.len(),
-            mean_ms: v.iter().sum::<f64>() / v.len() as f64,
-            p50_ms: numpy_percentile(&v, 50.0),
-            p99_ms: numpy_percentile(&v, 99.0),
-            max_ms: v[v.len() - 1],
+            count,
+            mean_ms: e.mean,
+            p50_ms: e.median,
+            p99_ms: e.p99,
+            max_ms: e.max,
         }
     }
 }
@@ -166,15 +163,16 @@ pub fn ready_ns(records: &[RequestRecord], layout: Layout) -> Vec<u64> {
 /// Both inter-token latency definitions, for the health section (ms).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItlPair {
-    pub per_event: crate::report::sglang::Stats,
-    pub per_token: crate::report::sglang::Stats,
+    pub per_event: crate::stats::Exact,
+    pub per_token: crate::stats::Exact,
 }
 
 impl ItlPair {
     pub fn of(records: &[RequestRecord]) -> ItlPair {
-        use crate::report::sglang::{itl_samples, ItlDefinition, Stats};
+        use crate::report::sglang::{itl_samples, ItlDefinition};
+        use crate::stats::Exact;
         let all = |def| {
-            Stats::of_ms(
+            Exact::of_ms(
                 records
                     .iter()
                     .filter(|r| r.success)

@@ -17,41 +17,7 @@ use super::goodput::{py_g, Goodput};
 use super::pyfmt::py_float;
 use super::result_json::to_python_json;
 use crate::record::RequestRecord;
-use crate::stats::numpy_percentile;
-
-/// Mean, median, std and SGLang's p90/p95/p99 of one metric, in ms (numpy's definitions;
-/// zeros when there are no samples).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Stats {
-    pub mean: f64,
-    pub median: f64,
-    pub std: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Stats {
-    pub fn of_ms(mut v: Vec<f64>) -> Stats {
-        if v.is_empty() {
-            return Stats::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-        Stats {
-            mean,
-            median: numpy_percentile(&v, 50.0),
-            std: var.sqrt(),
-            p90: numpy_percentile(&v, 90.0),
-            p95: numpy_percentile(&v, 95.0),
-            p99: numpy_percentile(&v, 99.0),
-            max: v[v.len() - 1],
-        }
-    }
-}
+use crate::stats::Exact;
 
 /// Which inter-token latency a figure uses. The engine records vLLM's (one gap per output
 /// event), except for SGLang's native `/generate`, where it records SGLang's split (an event
@@ -97,10 +63,10 @@ pub struct SglangFigures {
     pub input_throughput: f64,
     pub output_throughput: f64,
     pub total_throughput: f64,
-    pub e2e: Stats,
-    pub ttft: Stats,
-    pub tpot: Stats,
-    pub itl: Stats,
+    pub e2e: Exact,
+    pub ttft: Exact,
+    pub tpot: Exact,
+    pub itl: Exact,
     /// Sum of E2E latencies over the duration (Little's law: mean requests in flight).
     pub concurrency: f64,
     pub accept_length: Option<f64>,
@@ -147,9 +113,9 @@ pub fn figures(
         output_throughput: per_s(total_output as f64),
         total_throughput: per_s((total_input + total_output) as f64),
         concurrency: per_s(e2e.iter().sum::<f64>() / 1e3),
-        e2e: Stats::of_ms(e2e),
-        ttft: Stats::of_ms(ok.iter().map(|(_, r)| ms(r.ttft_ns)).collect()),
-        tpot: Stats::of_ms(
+        e2e: Exact::of_ms(e2e),
+        ttft: Exact::of_ms(ok.iter().map(|(_, r)| ms(r.ttft_ns)).collect()),
+        tpot: Exact::of_ms(
             ok.iter()
                 .filter(|(_, r)| r.output_tokens > 1)
                 .map(|(_, r)| {
@@ -157,7 +123,7 @@ pub fn figures(
                 })
                 .collect(),
         ),
-        itl: Stats::of_ms(
+        itl: Exact::of_ms(
             ok.iter()
                 .flat_map(|(_, r)| r.itl_ns.iter().map(|&g| ms(g)))
                 .collect(),
@@ -198,7 +164,7 @@ fn float(out: &mut String, label: &str, v: f64) {
     line(out, label, format!("{v:.2}"));
 }
 
-fn stats(out: &mut String, name: &str, s: &Stats, max: bool) {
+fn stats(out: &mut String, name: &str, s: &Exact, max: bool) {
     float(out, &format!("Mean {name} (ms):"), s.mean);
     float(out, &format!("Median {name} (ms):"), s.median);
     float(out, &format!("P90 {name} (ms):"), s.p90);

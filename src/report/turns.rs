@@ -2,41 +2,15 @@
 //! conversation's history grows (and, with a prefix cache, as more of it is cached). Neither
 //! anchor reports this; SGLang flattens the turns into one list.
 //!
-//! The statistics are exact (numpy's linear-interpolation percentiles over the turn's
-//! records): a run has few turns and each turn's records are already in memory.
+//! The statistics are exact ([`Exact`], numpy's definitions over the turn's records): a run
+//! has few turns and each turn's records are already in memory.
 
 use std::fmt::Write;
 
 use serde_json::{json, Value};
 
 use crate::record::RequestRecord;
-use crate::stats::numpy_percentile;
-
-/// One latency metric of one turn, in milliseconds.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stat {
-    pub mean: f64,
-    pub median: f64,
-    pub p99: f64,
-}
-
-impl Stat {
-    fn of(mut ms: Vec<f64>) -> Stat {
-        if ms.is_empty() {
-            return Stat {
-                mean: 0.0,
-                median: 0.0,
-                p99: 0.0,
-            };
-        }
-        ms.sort_by(f64::total_cmp);
-        Stat {
-            mean: ms.iter().sum::<f64>() / ms.len() as f64,
-            median: numpy_percentile(&ms, 50.0),
-            p99: numpy_percentile(&ms, 99.0),
-        }
-    }
-}
+use crate::stats::Exact;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnFigures {
@@ -46,9 +20,9 @@ pub struct TurnFigures {
     pub failed: u64,
     /// Mean prompt tokens of the completed requests (the server's count where it sent one).
     pub mean_input_tokens: f64,
-    pub ttft: Stat,
-    pub tpot: Stat,
-    pub e2el: Stat,
+    pub ttft: Exact,
+    pub tpot: Exact,
+    pub e2el: Exact,
 }
 
 /// The figures of each turn, first turn first; `turns[i]` is record i's turn (0-based).
@@ -75,9 +49,9 @@ pub fn per_turn(records: &[RequestRecord], turns: &[u32]) -> Vec<TurnFigures> {
                 } else {
                     ok.iter().map(|r| r.prompt_len as f64).sum::<f64>() / ok.len() as f64
                 },
-                ttft: Stat::of(ok.iter().map(|r| ms(r.ttft_ns)).collect()),
-                tpot: Stat::of(ok.iter().filter_map(|r| r.tpot_ns()).map(ms).collect()),
-                e2el: Stat::of(ok.iter().map(|r| ms(r.latency_ns)).collect()),
+                ttft: Exact::of_ms(ok.iter().map(|r| ms(r.ttft_ns)).collect()),
+                tpot: Exact::of_ms(ok.iter().filter_map(|r| r.tpot_ns()).map(ms).collect()),
+                e2el: Exact::of_ms(ok.iter().map(|r| ms(r.latency_ns)).collect()),
             }
         })
         .collect()
@@ -121,7 +95,7 @@ pub fn render(turns: &[TurnFigures]) -> String {
 
 /// The `per_turn` list of the result file.
 pub fn to_json(turns: &[TurnFigures]) -> Value {
-    let stat = |s: &Stat, m: &str| {
+    let stat = |s: &Exact, m: &str| {
         json!({
             format!("mean_{m}_ms"): s.mean,
             format!("median_{m}_ms"): s.median,

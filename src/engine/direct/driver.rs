@@ -11,7 +11,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -689,7 +688,7 @@ impl Driver {
             if rec.success {
                 t.metrics.record_request(rec);
             }
-            t.progress[t.index].fetch_add(1, Ordering::Relaxed);
+            t.progress[t.index].done(1);
         }
     }
 
