@@ -32,6 +32,8 @@ pub struct RequestRecord {
     /// Whether the connection was opened for this request (not reused).
     pub new_connection: bool,
     pub error: Option<String>,
+    /// Why the request failed (set together with `error`).
+    pub failure: Option<FailureKind>,
     /// `--duration` ended before this request was due: it was never sent, and is left out
     /// of the results.
     pub not_sent: bool,
@@ -60,6 +62,50 @@ impl RequestRecord {
     pub fn tpot_ns(&self) -> Option<u64> {
         (self.success && self.output_tokens > 1)
             .then(|| (self.latency_ns - self.ttft_ns) / (self.output_tokens as u64 - 1))
+    }
+}
+
+/// The cause category of a failed request, counted in the report and the result file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// The TCP (or TLS) connection could not be opened.
+    Connect,
+    /// `--request-timeout` passed, or no byte arrived for the stall timeout.
+    Timeout,
+    /// The server answered with a non-2xx status.
+    HttpStatus,
+    /// The connection was reset or closed before the response ended.
+    Reset,
+    /// The response broke HTTP, chunked framing, SSE or the backend's JSON.
+    Protocol,
+    /// The server sent an error event or error object inside a 2xx response.
+    ServerError,
+    /// Stopped by the user (second Ctrl-C / signal) before it ended.
+    Aborted,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 7] = [
+        FailureKind::Connect,
+        FailureKind::Timeout,
+        FailureKind::HttpStatus,
+        FailureKind::Reset,
+        FailureKind::Protocol,
+        FailureKind::ServerError,
+        FailureKind::Aborted,
+    ];
+
+    /// The name used in the console and the result file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Timeout => "timeout",
+            FailureKind::HttpStatus => "http_status",
+            FailureKind::Reset => "reset",
+            FailureKind::Protocol => "protocol",
+            FailureKind::ServerError => "server_error",
+            FailureKind::Aborted => "aborted",
+        }
     }
 }
 
