@@ -11,7 +11,6 @@ pub mod clock;
 pub mod demo;
 pub mod engine;
 pub mod mock;
-pub mod park_guard;
 pub mod plan;
 pub mod proto;
 pub mod record;

@@ -45,8 +45,6 @@ struct Shard {
 /// The whole life of a shard, run inside its executor.
 pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     warm_timer().await;
-    // A stranded task here would be a request that never ends: see `park_guard`.
-    let _park_guard = crate::park_guard::ParkGuard::start(Duration::from_millis(10));
     let plan = spec.plan.clone();
     let mine = spec.my_requests();
     let (max_workers, initial) = spec.pool_size(spec.starts(&mine));

@@ -123,9 +123,6 @@ pub(super) async fn run(config: ShardConfig) {
     }
     let _ = ready.send(Ok(()));
     drop(ready);
-    // The executor runs with a 1 ms preemption timer, which a loaded machine can outlast
-    // between glommio's timer install and its task run: see `park_guard`.
-    let _park_guard = crate::park_guard::ParkGuard::start(Duration::from_millis(2));
 
     // glommio 0.9 never drops tasks still pending when its executor ends (sockets included),
     // so the shard keeps a handle on every open connection to cancel it when stopping.
