@@ -1,6 +1,7 @@
 //! Turning a finished run into figures, the console block and the result file.
 
 pub mod compare;
+pub mod failures;
 pub mod console;
 pub mod goodput;
 pub mod health;
