@@ -307,7 +307,9 @@ fn timeout_secs(v: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("`{v}` is not a number of seconds"))?;
     if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
-        return Err(format!("`{v}`: a timeout must be between 0 and 31536000 seconds"));
+        return Err(format!(
+            "`{v}`: a timeout must be between 0 and 31536000 seconds"
+        ));
     }
     Ok(secs)
 }

@@ -46,7 +46,12 @@ impl Outcome {
     fn assert_failed(&self, failed: u64, kind: &str, message: &str) {
         assert_eq!(self.completed + self.failed, N, "{}", self.stdout);
         assert_eq!(self.failed, failed, "{}", self.stdout);
-        assert_eq!(self.category(kind), failed, "{}", self.result["first_errors"]);
+        assert_eq!(
+            self.category(kind),
+            failed,
+            "{}",
+            self.result["first_errors"]
+        );
         let total: u64 = self.result["failures_by_category"]
             .as_object()
             .unwrap()
@@ -67,7 +72,11 @@ impl Outcome {
                 self.first_errors()
             );
             assert!(self.stdout.contains(" Failures "), "{}", self.stdout);
-            assert!(self.stdout.contains(&format!("  {kind}:")), "{}", self.stdout);
+            assert!(
+                self.stdout.contains(&format!("  {kind}:")),
+                "{}",
+                self.stdout
+            );
         }
     }
 }
@@ -77,13 +86,21 @@ fn bench(url: &str, engine: &str, extra: &[&str]) -> Outcome {
 }
 
 fn bench_n(url: &str, engine: &str, n: u64, extra: &[&str]) -> Outcome {
-    let dir = temp_dir(&format!("faults-{engine}-{}", url.replace([':', '/', '.'], "")));
+    let dir = temp_dir(&format!(
+        "faults-{engine}-{}",
+        url.replace([':', '/', '.'], "")
+    ));
     let out = Command::new(BIN)
         .args(["--base-url", url, "--disable-tqdm", "--num-shards", "1"])
         .args(["--io-engine", engine])
         .args(["--random-input-len", "16", "--random-output-len", "8"])
         .args(["--num-prompts", &n.to_string(), "--max-concurrency", "2"])
-        .args(["--save-result", "--save-detailed", "--result-filename", "r.json"])
+        .args([
+            "--save-result",
+            "--save-detailed",
+            "--result-filename",
+            "r.json",
+        ])
         .arg("--result-dir")
         .arg(&dir)
         .args(extra)
@@ -164,9 +181,11 @@ fn broken_events_are_protocol_errors_and_error_events_server_errors() {
     each_engine(&["--fault-error-event", "0.5"], &[], |o| {
         o.assert_failed(5, "server_error", "mock fault: injected error event")
     });
-    each_engine(&["--fault-error-event", "0.5"], &["--disable-stream"], |o| {
-        o.assert_failed(5, "server_error", "mock fault: injected error event")
-    });
+    each_engine(
+        &["--fault-error-event", "0.5"],
+        &["--disable-stream"],
+        |o| o.assert_failed(5, "server_error", "mock fault: injected error event"),
+    );
 }
 
 #[test]
@@ -174,9 +193,11 @@ fn broken_framing_is_a_protocol_error() {
     each_engine(&["--fault-bad-chunk", "0.5"], &[], |o| {
         o.assert_failed(5, "protocol", "chunk")
     });
-    each_engine(&["--fault-wrong-length", "0.5"], &["--disable-stream"], |o| {
-        o.assert_failed(5, "protocol", "")
-    });
+    each_engine(
+        &["--fault-wrong-length", "0.5"],
+        &["--disable-stream"],
+        |o| o.assert_failed(5, "protocol", ""),
+    );
     each_engine(&["--fault-wrong-length", "0.5"], &[], |o| {
         o.assert_failed(5, "protocol", "")
     });
@@ -205,7 +226,11 @@ fn stalls_end_as_timeouts_in_bounded_time() {
         |o| o.assert_failed(2, "timeout", "--request-timeout"),
     );
     // Four runs, each with two 1 s timeouts on two slots at once (plus start-up).
-    assert!(began.elapsed() < Duration::from_secs(20), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        began.elapsed()
+    );
 }
 
 #[test]
@@ -218,7 +243,8 @@ fn refused_connections_are_connect_failures() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     for engine in ENGINES {
-        let o = bench(&url, engine, &[]);
+        // With --model, nothing is asked of the server before the run.
+        let o = bench(&url, engine, &["--model", "servebench-mock"]);
         o.assert_failed(N, "connect", "cannot connect to");
     }
 }

@@ -317,7 +317,11 @@ fn result_json_keys_keep_vllms_order_with_goodput() {
     assert_eq!(&keys[..VLLM_KEYS.len()], VLLM_KEYS);
     assert_eq!(
         keys[VLLM_KEYS.len()..],
-        ["failures_by_category", "first_errors", "servebench_arrivals"]
+        [
+            "failures_by_category",
+            "first_errors",
+            "servebench_arrivals"
+        ]
     );
     let g = m["request_goodput"].as_f64().unwrap();
     assert_eq!(g, f.goodput.as_ref().unwrap().request_goodput);

@@ -9,13 +9,13 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use super::Timeouts;
 use crate::backend::{Api, Wire};
+use crate::proto::ProtoError;
 use crate::proto::{
     decode_completion_event, decode_stream_event, decode_whole_body, CompletionEvent, Event,
     Progress, ResponseParser, StreamEvent,
 };
-use super::Timeouts;
-use crate::proto::ProtoError;
 use crate::record::{FailureKind, RequestRecord};
 
 const READ_BUF: usize = 16 * 1024;
@@ -528,7 +528,10 @@ impl StreamState {
 }
 
 fn error_event(msg: &str) -> Fail {
-    Fail::new(FailureKind::ServerError, format!("server error event: {msg}"))
+    Fail::new(
+        FailureKind::ServerError,
+        format!("server error event: {msg}"),
+    )
 }
 
 fn bad_event(e: &ProtoError) -> Fail {
@@ -646,7 +649,10 @@ mod categories {
     #[test]
     fn an_error_object_as_a_whole_body_is_a_server_error() {
         let body = r#"{"error":{"message":"bad things"}}"#;
-        let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
         let f = outcome(reply.as_bytes(), false).unwrap_err();
         assert_eq!(f.kind, FailureKind::ServerError);
         assert!(f.msg.contains("bad things"), "{}", f.msg);

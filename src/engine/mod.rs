@@ -446,7 +446,10 @@ mod tests {
             stall: Some(s(3)),
         };
         let start = Instant::now();
-        assert_eq!(t.expiry(start, start), Some((start + s(3), TimeoutKind::Stall)));
+        assert_eq!(
+            t.expiry(start, start),
+            Some((start + s(3), TimeoutKind::Stall))
+        );
         assert_eq!(
             t.expiry(start, start + s(8)),
             Some((start + s(10), TimeoutKind::Request))

@@ -234,9 +234,19 @@ impl Tx {
         if let Some(fault) = shard.faults.as_ref().and_then(|f| f.next()) {
             reply.prompt_tokens = prompt_tokens.get().await;
             let chunked = !head.http10;
-            let status = shard.faults.as_ref().map_or(503, |f| f.config().http_status);
+            let status = shard
+                .faults
+                .as_ref()
+                .map_or(503, |f| f.config().http_status);
             let sent = self
-                .faulty(&mut reply, fault, status, req.stream, chunked, !head.keep_alive)
+                .faulty(
+                    &mut reply,
+                    fault,
+                    status,
+                    req.stream,
+                    chunked,
+                    !head.keep_alive,
+                )
                 .await;
             self.prefix = reply.into_buffer();
             return sent;
@@ -554,7 +564,14 @@ impl Tx {
         if !streamed {
             self.body.clear();
             reply.push_body(&mut self.body);
-            http::push_reply(&mut self.out, 200, Some(http::JSON), None, &self.body, close);
+            http::push_reply(
+                &mut self.out,
+                200,
+                Some(http::JSON),
+                None,
+                &self.body,
+                close,
+            );
             let head_end = self.out.len() - self.body.len();
             return Layout {
                 head_end,

@@ -134,7 +134,9 @@ fn check_rate(flag: &str, rate: f64) -> Result<(), String> {
     if rate.is_finite() && (0.0..=1.0).contains(&rate) {
         Ok(())
     } else {
-        Err(format!("{flag} {rate}: a fault rate must be between 0 and 1"))
+        Err(format!(
+            "{flag} {rate}: a fault rate must be between 0 and 1"
+        ))
     }
 }
 
@@ -230,7 +232,12 @@ mod tests {
     fn the_seed_moves_faults_but_not_their_count() {
         let rates = only(Fault::ErrorEvent, 0.01);
         let by_seed: Vec<_> = (1..=4)
-            .map(|seed| run(FaultConfig::new(rates, 0.0, 503, seed).unwrap().unwrap(), 400))
+            .map(|seed| {
+                run(
+                    FaultConfig::new(rates, 0.0, 503, seed).unwrap().unwrap(),
+                    400,
+                )
+            })
             .collect();
         let again = run(FaultConfig::new(rates, 0.0, 503, 1).unwrap().unwrap(), 400);
         assert_eq!(by_seed[0], again, "same seed, same schedule");

@@ -163,7 +163,11 @@ pub struct MockArgs {
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     pub fault_huge_line: f64,
     /// Generated text that is not valid UTF-8.
-    #[arg(long = "fault-invalid-utf8", value_name = "RATE", default_value_t = 0.0)]
+    #[arg(
+        long = "fault-invalid-utf8",
+        value_name = "RATE",
+        default_value_t = 0.0
+    )]
     pub fault_invalid_utf8: f64,
     /// Every fault kind at once, R spread evenly over them (added to their own rates).
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]

@@ -47,7 +47,7 @@ impl Failures {
             }
         }
         // Stable: equal counts keep their first-seen order.
-        messages.sort_by(|a, b| b.1.cmp(&a.1));
+        messages.sort_by_key(|m| std::cmp::Reverse(m.1));
         messages.truncate(FILE_MESSAGES);
         Failures {
             by_category: FailureKind::ALL

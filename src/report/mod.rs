@@ -1,8 +1,8 @@
 //! Turning a finished run into figures, the console block and the result file.
 
 pub mod compare;
-pub mod failures;
 pub mod console;
+pub mod failures;
 pub mod goodput;
 pub mod health;
 pub mod html;

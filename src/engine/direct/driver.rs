@@ -138,7 +138,10 @@ impl Driver {
         spin: Duration,
         timeouts: Timeouts,
     ) -> io::Result<Driver> {
-        let shortest = [timeouts.request, timeouts.stall].into_iter().flatten().min();
+        let shortest = [timeouts.request, timeouts.stall]
+            .into_iter()
+            .flatten()
+            .min();
         let scan_gap = shortest.map_or(MAX_SCAN_GAP, |d| (d / SCAN_SHARE).min(MAX_SCAN_GAP));
         Ok(Driver {
             io: Io::new()?,
