@@ -122,6 +122,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
         io_engine: args.io_engine,
         duration: args.duration.map(std::time::Duration::from_secs_f64),
+        timeouts: args.timeouts(),
     };
     if args.flush_cache {
         // SGLang's servers flush at /flush_cache, vLLM's reset at /reset_prefix_cache.
@@ -306,6 +307,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(w) = &health.warning {
         eprintln!("WARNING: {w}");
     }
+    print!(
+        "{}",
+        report::failures::render(
+            &report::failures::Failures::of(&out.records),
+            out.keepalive_retries
+        )
+    );
     if let (true, Some((run, f))) = (sglang_file, &sglang_out) {
         let details = args
             .output_details
@@ -358,6 +366,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if let Some(per_turn) = &per_turn {
             obj.insert("per_turn".into(), report::turns::to_json(per_turn));
         }
+        obj.insert("keepalive_retries".into(), out.keepalive_retries.into());
         obj
     };
     if args.save_result || args.append_result {
@@ -612,6 +621,7 @@ fn ready_check(plan: &plan::Plan, target: &Target, timeout_s: u64) -> anyhow::Re
         busy_poll: std::time::Duration::ZERO,
         io_engine: Default::default(),
         duration: None,
+        timeouts: Default::default(),
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
     loop {

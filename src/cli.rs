@@ -288,6 +288,41 @@ pub struct BenchArgs {
     /// SGLang's `tag`, written into the `--output-file` line.
     #[arg(long)]
     pub tag: Option<String>,
+
+    // Reliability: timeouts (issue 6)
+    /// Longest a request may take, from its start (connect and write included) to the end of
+    /// its response, in seconds; past it the request fails as a timeout. The default, 6 h, is
+    /// aiohttp's total timeout that `vllm bench serve` uses. 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 21600.0, value_parser = timeout_secs)]
+    pub request_timeout: f64,
+    /// Longest silence while waiting for a response: no byte for this many seconds fails the
+    /// request as a timeout (counted from its start until the first byte). 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = timeout_secs)]
+    pub stall_timeout: f64,
+}
+
+/// A timeout in seconds: finite, not negative, at most a year (0 disables it).
+fn timeout_secs(v: &str) -> Result<f64, String> {
+    let secs: f64 = v
+        .parse()
+        .map_err(|_| format!("`{v}` is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
+        return Err(format!(
+            "`{v}`: a timeout must be between 0 and 31536000 seconds"
+        ));
+    }
+    Ok(secs)
+}
+
+impl BenchArgs {
+    /// `--request-timeout` and `--stall-timeout` (0 is none).
+    pub fn timeouts(&self) -> crate::engine::Timeouts {
+        let limit = |s: f64| (s > 0.0).then(|| std::time::Duration::from_secs_f64(s));
+        crate::engine::Timeouts {
+            request: limit(self.request_timeout),
+            stall: limit(self.stall_timeout),
+        }
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -312,9 +312,17 @@ fn result_json_keys_keep_vllms_order_with_goodput() {
     f.goodput = Some(goodput::evaluate(&slos, &records, f.duration_s));
     let m = result_json::build(&info(), &f, &records, &texts, "d", 0.0, true);
     let keys: Vec<&str> = m.keys().map(String::as_str).collect();
-    // vLLM's keys in vLLM's order, then servebench's own (the HTML report's arrivals).
+    // vLLM's keys in vLLM's order, then servebench's own (failure causes, the HTML report's
+    // arrivals).
     assert_eq!(&keys[..VLLM_KEYS.len()], VLLM_KEYS);
-    assert_eq!(keys[VLLM_KEYS.len()..], ["servebench_arrivals"]);
+    assert_eq!(
+        keys[VLLM_KEYS.len()..],
+        [
+            "failures_by_category",
+            "first_errors",
+            "servebench_arrivals"
+        ]
+    );
     let g = m["request_goodput"].as_f64().unwrap();
     assert_eq!(g, f.goodput.as_ref().unwrap().request_goodput);
     let out = console::render(&info(), &f);

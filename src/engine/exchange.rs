@@ -2,18 +2,21 @@
 //! ends, and timestamp every read as it completes. This is the timed path: no tokenizing, no
 //! JSON building and no allocation beyond the record's preallocated buffers.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use super::Timeouts;
 use crate::backend::{Api, Wire};
+use crate::proto::ProtoError;
 use crate::proto::{
     decode_completion_event, decode_stream_event, decode_whole_body, CompletionEvent, Event,
     Progress, ResponseParser, StreamEvent,
 };
-use crate::record::RequestRecord;
+use crate::record::{FailureKind, RequestRecord};
 
 const READ_BUF: usize = 16 * 1024;
 /// The largest whole (not streamed) reply body accepted.
@@ -29,12 +32,15 @@ pub struct Conn {
     stream: Option<TcpStream>,
     buf: Box<[u8]>,
     parser: ResponseParser,
+    timeouts: Timeouts,
     /// Connections opened over this worker's life.
     pub opened: u32,
+    /// Requests resent after a reused connection closed before any response byte.
+    pub retries: u32,
 }
 
 impl Conn {
-    pub fn new(addr: SocketAddr, wire: Wire) -> Self {
+    pub fn new(addr: SocketAddr, wire: Wire, timeouts: Timeouts) -> Self {
         Conn {
             addr,
             wire,
@@ -45,7 +51,9 @@ impl Conn {
                 p.set_streamed(wire.streamed);
                 p
             },
+            timeouts,
             opened: 0,
+            retries: 0,
         }
     }
 
@@ -57,10 +65,10 @@ impl Conn {
         }
     }
 
-    async fn connect(&mut self) -> Result<(), String> {
+    async fn connect(&mut self) -> Result<(), Fail> {
         let s = TcpStream::connect(self.addr)
             .await
-            .map_err(|e| connect_error(self.addr, &e))?;
+            .map_err(|e| Fail::new(FailureKind::Connect, connect_error(self.addr, &e)))?;
         // Requests are written in one go; Nagle would only delay the last segment.
         let _ = s.set_nodelay(true);
         self.stream = Some(s);
@@ -73,17 +81,41 @@ impl Conn {
 pub async fn exchange(conn: &mut Conn, wire: &[u8], rec: &mut RequestRecord, t0: Instant) {
     let start = Instant::now();
     rec.start_ns = ns_between(t0, start);
-    match exchange_inner(conn, wire, rec, start).await {
+    // glommio's own stream timeouts misbehave after an abandoned read: the deadline is ours,
+    // raced against the exchange, and a request that loses the race loses its connection.
+    let last_byte = Cell::new(start);
+    let timeouts = conn.timeouts;
+    let work = exchange_inner(conn, wire, rec, start, &last_byte);
+    let outcome = match timeouts.expiry(start, start) {
+        None => work.await,
+        Some(_) => futures_lite::future::or(work, watchdog(timeouts, start, &last_byte)).await,
+    };
+    match outcome {
         Ok(keep_alive) => {
             if !keep_alive {
                 conn.stream = None;
             }
         }
-        Err(e) => {
+        Err(fail) => {
             conn.stream = None;
-            rec.success = false;
-            rec.error = Some(e);
+            fail.record(rec);
         }
+    }
+}
+
+/// Ends with the timeout once the request is past `--request-timeout`, or no byte has
+/// arrived (`last_byte`) for `--stall-timeout`. One timer at a time, re-armed only when it
+/// finds that bytes came in meanwhile.
+async fn watchdog(t: Timeouts, start: Instant, last_byte: &Cell<Instant>) -> Result<bool, Fail> {
+    loop {
+        let Some((at, kind)) = t.expiry(start, last_byte.get()) else {
+            return futures_lite::future::pending().await;
+        };
+        let now = Instant::now();
+        if at <= now {
+            return Err(Fail::new(FailureKind::Timeout, t.message(kind)));
+        }
+        glommio::timer::sleep(at - now).await;
     }
 }
 
@@ -93,7 +125,8 @@ async fn exchange_inner(
     wire: &[u8],
     rec: &mut RequestRecord,
     start: Instant,
-) -> Result<bool, String> {
+    last_byte: &Cell<Instant>,
+) -> Result<bool, Fail> {
     // A reused connection the server has just closed fails before any response byte; that
     // is retried once on a fresh connection without moving the request's start time.
     let mut may_retry = conn.stream.is_some();
@@ -102,10 +135,11 @@ async fn exchange_inner(
             conn.connect().await?;
             rec.new_connection = true;
         }
-        match send_and_read(conn, wire, rec, start).await {
+        match send_and_read(conn, wire, rec, start, last_byte).await {
             Ok(keep_alive) => return Ok(keep_alive),
             Err(Failure::BeforeResponse(_)) if may_retry => {
                 may_retry = false;
+                conn.retries += 1;
                 conn.stream = None;
             }
             Err(Failure::BeforeResponse(e)) | Err(Failure::During(e)) => return Err(e),
@@ -115,8 +149,8 @@ async fn exchange_inner(
 
 enum Failure {
     /// Nothing of the response arrived: safe to resend.
-    BeforeResponse(String),
-    During(String),
+    BeforeResponse(Fail),
+    During(Fail),
 }
 
 async fn send_and_read(
@@ -124,6 +158,7 @@ async fn send_and_read(
     wire: &[u8],
     rec: &mut RequestRecord,
     start: Instant,
+    last_byte: &Cell<Instant>,
 ) -> Result<bool, Failure> {
     let Conn {
         stream,
@@ -137,7 +172,7 @@ async fn send_and_read(
     stream
         .write_all(wire)
         .await
-        .map_err(|e| Failure::BeforeResponse(send_error(*addr, &e)))?;
+        .map_err(|e| Failure::BeforeResponse(reset(send_error(*addr, &e))))?;
     rec.sent_ns = rec.start_ns + ns_between(start, Instant::now());
     parser.reset();
     let mut st = StreamState::new(start, *reply_wire);
@@ -145,18 +180,21 @@ async fn send_and_read(
     loop {
         let n = match stream.read(buf).await {
             Ok(n) => n,
-            Err(e) if received == 0 => return Err(Failure::BeforeResponse(read_error(0, &e))),
-            Err(e) => return Err(Failure::During(read_error(received as u64, &e))),
+            Err(e) if received == 0 => {
+                return Err(Failure::BeforeResponse(reset(read_error(0, &e))))
+            }
+            Err(e) => return Err(Failure::During(reset(read_error(received as u64, &e)))),
         };
         // One timestamp per completed read: every event in these bytes arrived now.
         st.now = Instant::now();
+        last_byte.set(st.now);
         if n == 0 {
             if received == 0 {
-                return Err(Failure::BeforeResponse(CLOSED_BEFORE_RESPONSE.into()));
+                return Err(Failure::BeforeResponse(reset(CLOSED_BEFORE_RESPONSE)));
             }
             parser
                 .eof(&mut |ev| st.on_event(rec, ev))
-                .map_err(|e| Failure::During(e.to_string()))?;
+                .map_err(|e| Failure::During(malformed(&e)))?;
             st.finish(rec).map_err(Failure::During)?;
             return Ok(false);
         }
@@ -207,9 +245,63 @@ pub(crate) fn read_error(received: u64, e: &dyn std::fmt::Display) -> String {
 
 pub(crate) const CLOSED_BEFORE_RESPONSE: &str = "server closed the connection before responding";
 
-/// The error text for a response the parser rejected.
-pub(crate) fn malformed(e: &crate::proto::ProtoError) -> String {
-    format!("malformed response: {e}")
+/// Why a request failed: its category and the text for its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fail {
+    pub kind: FailureKind,
+    pub msg: String,
+}
+
+impl Fail {
+    pub(crate) fn new(kind: FailureKind, msg: impl Into<String>) -> Fail {
+        Fail {
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// Marks `rec` failed with this cause.
+    pub(crate) fn record(self, rec: &mut RequestRecord) {
+        rec.success = false;
+        rec.failure = Some(self.kind);
+        rec.error = Some(self.msg);
+    }
+}
+
+/// The connection broke (reset, closed, refused a write) before the response ended.
+pub(crate) fn reset(msg: impl Into<String>) -> Fail {
+    Fail::new(FailureKind::Reset, msg)
+}
+
+/// A response the parser rejected: broken framing or JSON, or (at end of stream) a
+/// connection closed before the response was complete.
+pub(crate) fn malformed(e: &ProtoError) -> Fail {
+    match e {
+        ProtoError::UnexpectedEof { .. } => reset(e.to_string()),
+        _ => Fail::new(FailureKind::Protocol, format!("malformed response: {e}")),
+    }
+}
+
+/// The server's own words in an error body: OpenAI's `{"error": {"message": ..}}`, a bare
+/// `{"error": ".."}` / `{"message": ..}`, or FastAPI's `{"detail": ..}`; else the body text.
+pub(crate) fn server_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return text.to_string();
+    };
+    let as_text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let found = v
+        .pointer("/error/message")
+        .and_then(as_text)
+        .or_else(|| v.get("error").filter(|e| e.is_string()).and_then(as_text))
+        .or_else(|| v.get("message").and_then(as_text))
+        .or_else(|| v.get("detail").and_then(as_text));
+    found.unwrap_or_else(|| text.to_string())
 }
 
 /// What one response has shown so far. It does not hold the record (the caller passes it to
@@ -223,7 +315,7 @@ pub(crate) struct StreamState {
     status: u16,
     /// From the head: whether the server lets the connection be reused.
     pub(crate) keep_alive: bool,
-    error: Option<String>,
+    error: Option<Fail>,
     error_body: Vec<u8>,
     api: Api,
     streamed: bool,
@@ -273,13 +365,15 @@ impl StreamState {
                 self.status = h.status;
                 self.keep_alive = h.keep_alive;
                 if !h.is_success() {
-                    self.error = Some(format!("HTTP {} {}", h.status, h.reason()));
+                    let msg = format!("HTTP {} {}", h.status, h.reason());
+                    self.error = Some(Fail::new(FailureKind::HttpStatus, msg));
                 }
             }
             Event::Body(bytes) if self.status == 200 && !self.streamed => {
                 if self.whole.len() + bytes.len() > MAX_WHOLE_BODY {
                     self.error.get_or_insert_with(|| {
-                        format!("reply body exceeds {MAX_WHOLE_BODY} bytes")
+                        let msg = format!("reply body exceeds {MAX_WHOLE_BODY} bytes");
+                        Fail::new(FailureKind::Protocol, msg)
                     });
                 } else {
                     self.whole.extend_from_slice(bytes);
@@ -312,11 +406,9 @@ impl StreamState {
                 }
             }
             Ok(CompletionEvent::Usage(u)) => on_usage(rec, u.prompt_tokens, u.completion_tokens),
-            Ok(CompletionEvent::Error(msg)) => {
-                self.error = Some(format!("server error event: {msg}"))
-            }
+            Ok(CompletionEvent::Error(msg)) => self.error = Some(error_event(&msg)),
             Ok(CompletionEvent::Done) | Ok(CompletionEvent::Other) => {}
-            Err(e) => self.error = Some(format!("bad stream event: {e}")),
+            Err(e) => self.error = Some(bad_event(&e)),
         }
     }
 
@@ -337,9 +429,9 @@ impl StreamState {
                 }
             }
             Ok(StreamEvent::Usage(u)) => on_usage(rec, u.prompt_tokens, u.completion_tokens),
-            Ok(StreamEvent::Error(msg)) => self.error = Some(format!("server error event: {msg}")),
+            Ok(StreamEvent::Error(msg)) => self.error = Some(error_event(&msg)),
             Ok(StreamEvent::Done) | Ok(StreamEvent::Other) => {}
-            Err(e) => self.error = Some(format!("bad stream event: {e}")),
+            Err(e) => self.error = Some(bad_event(&e)),
         }
     }
 
@@ -379,14 +471,14 @@ impl StreamState {
     /// Decide success the way vLLM does (HTTP 200 and at least one output event), stricter in
     /// one respect: an error event in the stream fails the request. The error is the text
     /// for the record.
-    pub(crate) fn finish(&mut self, rec: &mut RequestRecord) -> Result<(), String> {
+    pub(crate) fn finish(&mut self, rec: &mut RequestRecord) -> Result<(), Fail> {
         if self.status != 200 {
-            let body = String::from_utf8_lossy(&self.error_body);
             let head = self
                 .error
                 .take()
-                .unwrap_or_else(|| format!("HTTP {}", self.status));
-            return Err(format!("{head}: {}", body.trim()));
+                .map_or_else(|| format!("HTTP {}", self.status), |f| f.msg);
+            let msg = format!("{head}: {}", server_message(&self.error_body));
+            return Err(Fail::new(FailureKind::HttpStatus, msg));
         }
         if let Some(e) = self.error.take() {
             return Err(e);
@@ -395,9 +487,10 @@ impl StreamState {
             return self.finish_whole(rec);
         }
         let Some(last) = self.last_token else {
-            return Err(
-                "Never received a valid chunk to calculate TTFT.This response will be marked as failed!".into(),
-            );
+            return Err(Fail::new(
+                FailureKind::Protocol,
+                "Never received a valid chunk to calculate TTFT.This response will be marked as failed!",
+            ));
         };
         rec.latency_ns = ns_between(self.start, last);
         rec.success = true;
@@ -409,9 +502,16 @@ impl StreamState {
     /// A reply that is one body: its end is both the first and the last token, so TTFT is the
     /// latency (SGLang's non-streamed rule), except that vLLM's legacy deepspeed-mii client
     /// records TTFT as 0.
-    fn finish_whole(&mut self, rec: &mut RequestRecord) -> Result<(), String> {
-        let (text, usage) =
-            decode_whole_body(self.api, &self.whole).map_err(|e| format!("bad reply body: {e}"))?;
+    fn finish_whole(&mut self, rec: &mut RequestRecord) -> Result<(), Fail> {
+        let (text, usage) = decode_whole_body(self.api, &self.whole).map_err(|e| {
+            // A 200 whose body is an error object is the server's error, not a broken reply.
+            match serde_json::from_slice::<serde_json::Value>(&self.whole) {
+                Ok(v) if v.get("error").is_some_and(|e| !e.is_null()) => {
+                    error_event(&server_message(&self.whole))
+                }
+                _ => Fail::new(FailureKind::Protocol, format!("bad reply body: {e}")),
+            }
+        })?;
         rec.text_raw.extend_from_slice(text.as_bytes());
         if let Some(u) = usage {
             on_usage(rec, u.prompt_tokens, u.completion_tokens);
@@ -425,6 +525,17 @@ impl StreamState {
         rec.success = true;
         Ok(())
     }
+}
+
+fn error_event(msg: &str) -> Fail {
+    Fail::new(
+        FailureKind::ServerError,
+        format!("server error event: {msg}"),
+    )
+}
+
+fn bad_event(e: &ProtoError) -> Fail {
+    Fail::new(FailureKind::Protocol, format!("bad stream event: {e}"))
 }
 
 fn on_usage(rec: &mut RequestRecord, prompt: Option<u64>, completion: Option<u64>) {
@@ -459,5 +570,104 @@ mod tests {
             connect_error(addr, &refused),
             format!("cannot connect to 127.0.0.1:8000: {refused}")
         );
+    }
+}
+
+#[cfg(test)]
+mod categories {
+    use super::*;
+    use crate::backend::{Api, Wire};
+
+    /// Feeds `bytes` as one read to a fresh parser and state; the outcome as `finish` (or
+    /// the parser) decides it.
+    fn outcome(bytes: &[u8], streamed: bool) -> Result<(), Fail> {
+        let wire = Wire {
+            api: Api::Completions,
+            streamed,
+        };
+        let mut parser = ResponseParser::new();
+        parser.set_streamed(streamed);
+        let mut st = StreamState::new(Instant::now(), wire);
+        let mut rec = RequestRecord::default();
+        match parser.feed(bytes, &mut |ev| st.on_event(&mut rec, ev)) {
+            Err(e) => Err(malformed(&e)),
+            Ok(Progress::NeedMore) => match parser.eof(&mut |ev| st.on_event(&mut rec, ev)) {
+                Err(e) => Err(malformed(&e)),
+                Ok(()) => st.finish(&mut rec),
+            },
+            Ok(Progress::Done { .. }) => st.finish(&mut rec),
+        }
+    }
+
+    fn stream(events: &str) -> Vec<u8> {
+        let mut out = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        out.extend_from_slice(format!("{:x}\r\n{events}\r\n0\r\n\r\n", events.len()).as_bytes());
+        out
+    }
+
+    const TOKEN: &str = "data: {\"choices\":[{\"index\":0,\"text\":\"hi\"}]}\n\n";
+
+    #[test]
+    fn a_good_stream_succeeds() {
+        assert_eq!(outcome(&stream(TOKEN), true), Ok(()));
+    }
+
+    #[test]
+    fn non_2xx_is_http_status_with_the_servers_message() {
+        let body = r#"{"error":{"message":"engine overloaded","type":"x","code":503}}"#;
+        let reply = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let f = outcome(reply.as_bytes(), true).unwrap_err();
+        assert_eq!(f.kind, FailureKind::HttpStatus);
+        assert_eq!(f.msg, "HTTP 503 Service Unavailable: engine overloaded");
+    }
+
+    #[test]
+    fn error_events_are_server_errors_and_bad_events_protocol_errors() {
+        let events = format!("{TOKEN}data: {{\"error\":{{\"message\":\"out of memory\"}}}}\n\n");
+        let f = outcome(&stream(&events), true).unwrap_err();
+        assert_eq!(f.kind, FailureKind::ServerError);
+        assert!(f.msg.contains("out of memory"), "{}", f.msg);
+        let f = outcome(&stream("data: {\"choices\":[{\"text\":\n\n"), true).unwrap_err();
+        assert_eq!(f.kind, FailureKind::Protocol);
+        let f = outcome(&stream("data: [DONE]\n\n"), true).unwrap_err();
+        assert_eq!(f.kind, FailureKind::Protocol, "no output at all");
+    }
+
+    #[test]
+    fn broken_framing_is_protocol_and_a_cut_response_a_reset() {
+        let bad = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(outcome(bad, true).unwrap_err().kind, FailureKind::Protocol);
+        let full = stream(TOKEN);
+        let cut = &full[..full.len() - 5];
+        let f = outcome(cut, true).unwrap_err();
+        assert_eq!(f.kind, FailureKind::Reset, "{}", f.msg);
+    }
+
+    #[test]
+    fn an_error_object_as_a_whole_body_is_a_server_error() {
+        let body = r#"{"error":{"message":"bad things"}}"#;
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let f = outcome(reply.as_bytes(), false).unwrap_err();
+        assert_eq!(f.kind, FailureKind::ServerError);
+        assert!(f.msg.contains("bad things"), "{}", f.msg);
+        let reply = "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n{\"ch";
+        let f = outcome(reply.as_bytes(), false).unwrap_err();
+        assert_eq!(f.kind, FailureKind::Protocol);
+    }
+
+    #[test]
+    fn server_messages_in_the_usual_shapes() {
+        assert_eq!(server_message(br#"{"error":{"message":"a"}}"#), "a");
+        assert_eq!(server_message(br#"{"error":"b"}"#), "b");
+        assert_eq!(server_message(br#"{"message":"c","object":"error"}"#), "c");
+        assert_eq!(server_message(br#"{"detail":"d"}"#), "d");
+        assert_eq!(server_message(b"  plain text \n"), "plain text");
+        assert_eq!(server_message(br#"{"other":1}"#), r#"{"other":1}"#);
     }
 }

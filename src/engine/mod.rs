@@ -43,6 +43,54 @@ pub struct EngineConfig {
     pub io_engine: IoEngine,
     /// `--duration`: stop starting requests this long after `t0`.
     pub duration: Option<Duration>,
+    /// `--request-timeout` and `--stall-timeout`.
+    pub timeouts: Timeouts,
+}
+
+/// Per-request time limits; a request past either fails as [`FailureKind::Timeout`].
+///
+/// [`FailureKind::Timeout`]: crate::record::FailureKind::Timeout
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the request's start (connect and write included) to the end of its response.
+    pub request: Option<Duration>,
+    /// Longest silence: no byte of the response for this long (counted from the start until
+    /// the first byte).
+    pub stall: Option<Duration>,
+}
+
+impl Timeouts {
+    /// The earliest instant at which a request that started at `start` and last received a
+    /// byte at `last_byte` times out, and why.
+    pub fn expiry(&self, start: Instant, last_byte: Instant) -> Option<(Instant, TimeoutKind)> {
+        let total = self.request.map(|d| (start + d, TimeoutKind::Request));
+        let stall = self.stall.map(|d| (last_byte + d, TimeoutKind::Stall));
+        match (total, stall) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The record's error text for a timeout of `kind`.
+    pub fn message(&self, kind: TimeoutKind) -> String {
+        let secs = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+        match kind {
+            TimeoutKind::Request => format!(
+                "request timed out after {} s (--request-timeout)",
+                secs(self.request)
+            ),
+            TimeoutKind::Stall => format!(
+                "no response byte for {} s (--stall-timeout)",
+                secs(self.stall)
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutKind {
+    Request,
+    Stall,
 }
 
 /// The shard implementation: glommio's executor with one task per slot, or the direct engine
@@ -67,6 +115,9 @@ pub struct RunOutput {
     /// CPU time (user + system) the shard threads used from `t0` to their end, summed: the
     /// client's own cost of the timed phase, plan building and reporting excluded.
     pub shard_cpu_ns: u64,
+    /// Timed requests resent once because a reused keep-alive connection was closed before
+    /// any byte of their response (the keep-alive race; not counted as failures).
+    pub keepalive_retries: u64,
 }
 
 /// A shard's progress counters on their own cache line: written by that shard only (relaxed
@@ -119,6 +170,7 @@ pub struct ShardSpec {
     pub progress: Arc<Vec<Counter>>,
     /// Requests not started this many ns after `t0` are never sent (`--duration`).
     pub deadline_ns: Option<u64>,
+    pub timeouts: Timeouts,
 }
 
 impl ShardSpec {
@@ -194,6 +246,8 @@ pub struct ShardOutput {
     pub last_done_ns: u64,
     pub connections_opened: u64,
     pub cpu_ns: u64,
+    /// See [`RunOutput::keepalive_retries`].
+    pub keepalive_retries: u64,
 }
 
 /// Start line shared by the shards and the main thread.
@@ -301,6 +355,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             num_warmups: cfg.num_warmups,
             progress: progress.clone(),
             deadline_ns: cfg.duration.map(|d| d.as_nanos() as u64),
+            timeouts: cfg.timeouts,
         });
         let start = start.clone();
         let busy_poll = cfg.busy_poll;
@@ -353,6 +408,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
     records.resize_with(plan.requests.len(), RequestRecord::default);
     let mut metrics = Metrics::default();
     let (mut last_done_ns, mut connections_opened, mut shard_cpu_ns) = (0, 0, 0);
+    let mut keepalive_retries = 0;
     for t in threads {
         let out = t
             .join()
@@ -364,6 +420,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         last_done_ns = last_done_ns.max(out.last_done_ns);
         connections_opened += out.connections_opened;
         shard_cpu_ns += out.cpu_ns;
+        keepalive_retries += out.keepalive_retries;
     }
     Ok(RunOutput {
         records,
@@ -373,5 +430,40 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         connections_opened,
         num_shards,
         shard_cpu_ns,
+        keepalive_retries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_earlier_timeout_wins_and_bytes_push_the_stall_back() {
+        let s = Duration::from_secs;
+        let t = Timeouts {
+            request: Some(s(10)),
+            stall: Some(s(3)),
+        };
+        let start = Instant::now();
+        assert_eq!(
+            t.expiry(start, start),
+            Some((start + s(3), TimeoutKind::Stall))
+        );
+        assert_eq!(
+            t.expiry(start, start + s(8)),
+            Some((start + s(10), TimeoutKind::Request))
+        );
+        assert_eq!(Timeouts::default().expiry(start, start), None);
+        let only_total = Timeouts {
+            request: Some(s(2)),
+            stall: None,
+        };
+        assert_eq!(
+            only_total.expiry(start, start + s(1)),
+            Some((start + s(2), TimeoutKind::Request))
+        );
+        assert!(t.message(TimeoutKind::Stall).contains("--stall-timeout"));
+        assert!(t.message(TimeoutKind::Request).contains("10 s"));
+    }
 }

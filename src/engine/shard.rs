@@ -38,6 +38,7 @@ struct Shard {
     t0: Instant,
     last_done_ns: Cell<u64>,
     connections: Cell<u64>,
+    keepalive_retries: Cell<u64>,
     handles: RefCell<Vec<JoinHandle<()>>>,
     spec: Arc<ShardSpec>,
 }
@@ -50,12 +51,16 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     let (max_workers, initial) = spec.pool_size(spec.starts(&mine));
 
     let mut conns: Vec<Conn> = (0..initial)
-        .map(|_| Conn::new(spec.addr, plan.wire()))
+        .map(|_| Conn::new(spec.addr, plan.wire(), spec.timeouts))
         .collect();
     for c in conns.iter_mut() {
         c.preconnect().await;
     }
     warmup(&spec, &mut conns).await;
+    // Only the timed requests' retries are reported.
+    for c in conns.iter_mut() {
+        c.retries = 0;
+    }
 
     let records = spec.records_for(&mine);
 
@@ -80,6 +85,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         t0,
         last_done_ns: Cell::new(0),
         connections: Cell::new(0),
+        keepalive_retries: Cell::new(0),
         handles: RefCell::new(Vec::new()),
         spec,
     });
@@ -105,6 +111,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         last_done_ns: shard.last_done_ns.get(),
         connections_opened: shard.connections.get(),
         cpu_ns: super::thread_cpu_ns().saturating_sub(cpu_at_t0),
+        keepalive_retries: shard.keepalive_retries.get(),
     }
 }
 
@@ -145,7 +152,8 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
             && shard.workers.get() < shard.max_workers;
         if grow {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
-            spawn_worker(&shard, Conn::new(shard.spec.addr, shard.plan.wire()));
+            let conn = Conn::new(shard.spec.addr, shard.plan.wire(), shard.spec.timeouts);
+            spawn_worker(&shard, conn);
         }
         loop {
             let req = &shard.plan.requests[shard.mine[k]];
@@ -195,6 +203,9 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
     shard
         .connections
         .set(shard.connections.get() + conn.opened as u64);
+    shard
+        .keepalive_retries
+        .set(shard.keepalive_retries.get() + conn.retries as u64);
 }
 
 impl Shard {

@@ -14,6 +14,8 @@ use glommio::Task;
 
 use super::completions::Prompt;
 use super::control;
+use super::faults::Fault;
+use super::formats::sse;
 use super::formats::{self, GenRequest, Reply};
 use super::http::{self, RecvBuf, RequestHead, Route};
 use super::shard::{self, Shard};
@@ -41,11 +43,22 @@ pub(super) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
             prefix: Vec::with_capacity(256),
             body: Vec::new(),
             truth: shard.truth.as_ref().map(|_| Stamps::default()),
+            after: After::Serve,
         },
     };
-    if let Ok(true) = conn.run(&shard).await {
-        conn.tx.linger_close().await;
+    match conn.run(&shard).await {
+        Ok(true) => conn.tx.linger_close().await,
+        _ if conn.tx.after == After::Reset => conn.tx.set_reset_on_close(),
+        _ => {}
     }
+}
+
+/// What a connection does after a reply: serve on, or (a fault) close it or reset it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Serve,
+    Close,
+    Reset,
 }
 
 struct Conn {
@@ -64,6 +77,8 @@ struct Tx {
     body: Vec<u8>,
     /// When the current reply's bytes were written; `None` unless --truth-log is on.
     truth: Option<Stamps>,
+    /// Set by a faulty reply.
+    after: After,
 }
 
 impl Conn {
@@ -97,6 +112,11 @@ impl Conn {
                 .respond(shard, &head, body, request_id, t_read)
                 .await?;
             self.recv.consume(request_len);
+            match self.tx.after {
+                After::Serve => {}
+                After::Close => return Ok(true),
+                After::Reset => return Ok(false),
+            }
             if !head.keep_alive {
                 return Ok(true);
             }
@@ -200,7 +220,7 @@ impl Tx {
         request_id: Option<&[u8]>,
         t_read: Instant,
     ) -> io::Result<()> {
-        let prompt_tokens = PromptTokens::start(shard, &req.prompt);
+        let mut prompt_tokens = PromptTokens::start(shard, &req.prompt);
         let buf = std::mem::take(&mut self.prefix);
         let id = shard.next_id();
         let mut reply = Reply::new(
@@ -211,6 +231,26 @@ impl Tx {
             shard::unix_now(),
             buf,
         );
+        if let Some(fault) = shard.faults.as_ref().and_then(|f| f.next()) {
+            reply.prompt_tokens = prompt_tokens.get().await;
+            let chunked = !head.http10;
+            let status = shard
+                .faults
+                .as_ref()
+                .map_or(503, |f| f.config().http_status);
+            let sent = self
+                .faulty(
+                    &mut reply,
+                    fault,
+                    status,
+                    req.stream,
+                    chunked,
+                    !head.keep_alive,
+                )
+                .await;
+            self.prefix = reply.into_buffer();
+            return sent;
+        }
         self.stamp(|s| s.begin(reply.groups_tokens() && req.stream));
         let close = !head.keep_alive;
         let sent = if req.stream {
@@ -396,6 +436,212 @@ impl Tx {
         Ok(())
     }
 
+    /// Answers with `fault` instead of the reply (see `faults.rs`). Faulty replies are written
+    /// at once, without the latency model's waits, and are not in the truth log.
+    async fn faulty(
+        &mut self,
+        reply: &mut Reply,
+        fault: Fault,
+        http_status: u16,
+        streamed: bool,
+        chunked: bool,
+        close: bool,
+    ) -> io::Result<()> {
+        const ERROR_EVENT: &[u8] = br#"{"error":{"message":"mock fault: injected error event","type":"InternalServerError","code":500}}"#;
+        const BAD_UTF8: &[u8] = b"{\"choices\":[{\"index\":0,\"text\":\"\xff\xfe\"}]}";
+        const CUT_JSON: &[u8] = b"{\"choices\":[{\"index\":0,\"text\":";
+        match fault {
+            Fault::HttpError => {
+                let message = format!("mock fault: injected HTTP {http_status}");
+                return self.error(http_status, &message, None, close).await;
+            }
+            Fault::TooManyRequests => {
+                let message = "mock fault: too many requests, retry later";
+                return self
+                    .error(429, message, Some(("retry-after", "1")), close)
+                    .await;
+            }
+            Fault::ResetBeforeHead => {
+                self.after = After::Reset;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let layout = self.whole_reply(reply, streamed, chunked, close, None);
+        let len = self.out.len();
+        let half = layout.head_end + (len - layout.head_end) / 2;
+        match fault {
+            Fault::ResetMidStream => {
+                self.out.truncate(half.max(layout.head_end + 1));
+                self.after = After::Reset;
+            }
+            Fault::ResetAfterLast => {
+                let tail = if streamed && chunked { 5 } else { 1 };
+                self.out.truncate(len - tail);
+                self.after = After::Reset;
+            }
+            Fault::Stall => {
+                self.out
+                    .truncate(if streamed { layout.first_end } else { half });
+                self.stream.write_all(&self.out).await?;
+                // Silence, with the socket open, until the client gives up on us.
+                let mut discard = [0u8; 4096];
+                while let Ok(1..) = self.stream.read(&mut discard).await {}
+                self.after = After::Reset;
+                return Ok(());
+            }
+            Fault::KeepAliveClose => {
+                self.whole_reply(reply, streamed, chunked, false, None);
+                self.after = After::Close;
+            }
+            Fault::WrongLength => {
+                let mut wire = Vec::new();
+                let body_start = if streamed {
+                    self.whole_reply(reply, true, false, true, None).head_end
+                } else {
+                    layout.head_end
+                };
+                let body = &self.out[body_start..];
+                let (kind, declared) = if streamed {
+                    ("text/event-stream", body.len().min(10))
+                } else {
+                    (http::JSON, body.len() / 2)
+                };
+                wire.extend_from_slice(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {declared}\r\nconnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                wire.extend_from_slice(body);
+                self.out = wire;
+                self.after = After::Close;
+            }
+            Fault::BadChunk => {
+                self.out.clear();
+                http::push_stream_head(&mut self.out, true, close);
+                self.out.extend_from_slice(b"zz\r\ndata: x\n\n\r\n");
+                self.after = After::Close;
+            }
+            Fault::HugeLine => return self.huge_line(close).await,
+            Fault::MalformedJson if streamed => {
+                self.whole_reply(reply, true, chunked, close, Some(CUT_JSON));
+            }
+            Fault::InvalidUtf8 if streamed => {
+                self.whole_reply(reply, true, chunked, close, Some(BAD_UTF8));
+            }
+            Fault::ErrorEvent if streamed => {
+                self.out.truncate(layout.first_end);
+                sse::data(&mut self.out, chunked, &[ERROR_EVENT]);
+                sse::done(&mut self.out, chunked);
+                sse::finish(&mut self.out, chunked);
+            }
+            Fault::MalformedJson | Fault::InvalidUtf8 | Fault::ErrorEvent => {
+                let body = match fault {
+                    Fault::MalformedJson => self.body[..self.body.len() / 2].to_vec(),
+                    Fault::InvalidUtf8 => BAD_UTF8.to_vec(),
+                    _ => ERROR_EVENT.to_vec(),
+                };
+                self.out.clear();
+                http::push_reply(&mut self.out, 200, Some(http::JSON), None, &body, close);
+            }
+            Fault::HttpError | Fault::TooManyRequests | Fault::ResetBeforeHead => {}
+        }
+        self.stream.write_all(&self.out).await
+    }
+
+    /// The whole correct reply in `self.out` (a body in `self.body` too, unstreamed), written
+    /// at once; with `inject`, that event's data goes in right after the first token event.
+    fn whole_reply(
+        &mut self,
+        reply: &mut Reply,
+        streamed: bool,
+        chunked: bool,
+        close: bool,
+        inject: Option<&[u8]>,
+    ) -> Layout {
+        self.out.clear();
+        if !streamed {
+            self.body.clear();
+            reply.push_body(&mut self.body);
+            http::push_reply(
+                &mut self.out,
+                200,
+                Some(http::JSON),
+                None,
+                &self.body,
+                close,
+            );
+            let head_end = self.out.len() - self.body.len();
+            return Layout {
+                head_end,
+                first_end: head_end,
+            };
+        }
+        http::push_stream_head(&mut self.out, chunked, close);
+        reply.push_head(&mut self.out, chunked);
+        let head_end = self.out.len();
+        let mut first_end = head_end;
+        let mut k = 0;
+        while k < reply.n {
+            let end = reply.event_end(k);
+            reply.push_event(&mut self.out, chunked, k, end);
+            if k == 0 {
+                first_end = self.out.len();
+                if let Some(data) = inject {
+                    sse::data(&mut self.out, chunked, &[data]);
+                }
+            }
+            k = end;
+        }
+        reply.push_tail(&mut self.out, chunked);
+        Layout {
+            head_end,
+            first_end,
+        }
+    }
+
+    /// A stream head, then one `data:` line of 17 MiB (more than clients buffer for one
+    /// event), in 1 MiB chunks.
+    async fn huge_line(&mut self, close: bool) -> io::Result<()> {
+        const PIECE: usize = 1 << 20;
+        self.out.clear();
+        http::push_stream_head(&mut self.out, true, close);
+        sse::event(&mut self.out, true, |o| o.extend_from_slice(b"data: "));
+        self.stream.write_all(&self.out).await?;
+        let mut piece = format!("{PIECE:x}\r\n").into_bytes();
+        piece.resize(piece.len() + PIECE, b'x');
+        piece.extend_from_slice(b"\r\n");
+        for _ in 0..17 {
+            self.stream.write_all(&piece).await?;
+        }
+        self.out.clear();
+        sse::event(&mut self.out, true, |o| o.extend_from_slice(b"\n\n"));
+        sse::finish(&mut self.out, true);
+        self.after = After::Close;
+        self.stream.write_all(&self.out).await
+    }
+
+    /// Makes the coming close send RST (SO_LINGER with a zero timeout), as a crashed or
+    /// killed server's kernel would.
+    fn set_reset_on_close(&self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket descriptor and a correctly sized option value.
+        unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// Half-closes, then reads and discards what the client still sends (briefly), so the
     /// kernel ends the connection with FIN after our reply rather than RST.
     async fn linger_close(&mut self) {
@@ -409,6 +655,14 @@ impl Tx {
         };
         let _ = glommio::timer::timeout(LINGER, drain).await;
     }
+}
+
+/// Where a reply built by [`Tx::whole_reply`] has its parts.
+struct Layout {
+    /// End of the head (and of a stream's preamble).
+    head_end: usize,
+    /// End of the first token event (streamed), else `head_end`.
+    first_end: usize,
 }
 
 /// Sleeps until `due`; when it has passed already, yields only if the executor wants the CPU

@@ -201,6 +201,10 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Content Too Large",
         417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         501 => "Not Implemented",
         431 => "Request Header Fields Too Large",
         505 => "HTTP Version Not Supported",
@@ -256,6 +260,8 @@ pub fn error_body(status: u16, message: &str) -> Vec<u8> {
         404 => "NotFoundError",
         405 => "MethodNotAllowedError",
         501 => "NotImplementedError",
+        429 => "RateLimitError",
+        500..=599 => "InternalServerError",
         _ => "BadRequestError",
     };
     let message = serde_json::to_string(message).unwrap_or_else(|_| "\"\"".into());

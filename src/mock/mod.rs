@@ -19,6 +19,7 @@
 mod completions;
 mod conn;
 mod control;
+mod faults;
 mod formats;
 mod http;
 mod shard;
@@ -116,6 +117,93 @@ pub struct MockArgs {
     /// (both answered with the mock's tokenizer), or none for no such routes (404).
     #[arg(long, value_enum, default_value_t = control::TokenizeDialect::Vllm)]
     pub tokenize_dialect: control::TokenizeDialect,
+
+    // Fault injection (issue 6)
+    /// Each `--fault-*` rate R in [0, 1] faults that share of generation requests, on a
+    /// deterministic schedule: of a shard's first n requests exactly floor(n*R) get the fault
+    /// (see --fault-seed). Rates add up to at most 1. This one: a non-2xx reply
+    /// (--fault-http-status) with a JSON error body.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_http_error: f64,
+    /// Status of --fault-http-error replies (4xx or 5xx).
+    #[arg(long, value_name = "CODE", default_value_t = 503)]
+    pub fault_http_status: u16,
+    /// 429 with `Retry-After: 1` and a JSON error body.
+    #[arg(long = "fault-429", value_name = "RATE", default_value_t = 0.0)]
+    pub fault_429: f64,
+    /// Connection reset after reading the request, before any reply byte.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_reset_before_head: f64,
+    /// Connection reset halfway through the reply body.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_reset_mid_stream: f64,
+    /// Connection reset after the last event, before the terminating chunk.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_reset_after_last: f64,
+    /// An event with cut-off JSON after the first token (unstreamed: half a body).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_malformed_json: f64,
+    /// An `{"error": ...}` event in a 200 stream after the first token (unstreamed: as the
+    /// 200 body).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_error_event: f64,
+    /// The head and first event, then silence forever with the socket open.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_stall: f64,
+    /// A complete reply, then the connection closed without `Connection: close`.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_keepalive_close: f64,
+    /// A Content-Length shorter than the body (streamed: instead of chunked framing).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_wrong_length: f64,
+    /// A chunk-size line that is not hexadecimal.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_bad_chunk: f64,
+    /// One 17 MiB SSE line.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_huge_line: f64,
+    /// Generated text that is not valid UTF-8.
+    #[arg(
+        long = "fault-invalid-utf8",
+        value_name = "RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_invalid_utf8: f64,
+    /// Every fault kind at once, R spread evenly over them (added to their own rates).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub fault_rate_all: f64,
+    /// Starting phase of each kind's schedule (0: the first fault of rate R is request
+    /// ceil(1/R)); same seed, same schedule.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fault_seed: u64,
+}
+
+impl MockArgs {
+    /// The checked `--fault-*` flags; None when no fault is on.
+    fn faults(&self) -> anyhow::Result<Option<faults::FaultConfig>> {
+        let rates = [
+            self.fault_http_error,
+            self.fault_429,
+            self.fault_reset_before_head,
+            self.fault_reset_mid_stream,
+            self.fault_reset_after_last,
+            self.fault_malformed_json,
+            self.fault_error_event,
+            self.fault_stall,
+            self.fault_keepalive_close,
+            self.fault_wrong_length,
+            self.fault_bad_chunk,
+            self.fault_huge_line,
+            self.fault_invalid_utf8,
+        ];
+        faults::FaultConfig::new(
+            rates,
+            self.fault_rate_all,
+            self.fault_http_status,
+            self.fault_seed,
+        )
+        .map_err(|e| anyhow!(e))
+    }
 }
 
 impl Default for MockArgs {
@@ -135,6 +223,22 @@ impl Default for MockArgs {
             sglang_tokens_per_chunk: 1,
             spec_decode_tokens: 0,
             tokenize_dialect: control::TokenizeDialect::Vllm,
+            fault_http_error: 0.0,
+            fault_http_status: 503,
+            fault_429: 0.0,
+            fault_reset_before_head: 0.0,
+            fault_reset_mid_stream: 0.0,
+            fault_reset_after_last: 0.0,
+            fault_malformed_json: 0.0,
+            fault_error_event: 0.0,
+            fault_stall: 0.0,
+            fault_keepalive_close: 0.0,
+            fault_wrong_length: 0.0,
+            fault_bad_chunk: 0.0,
+            fault_huge_line: 0.0,
+            fault_invalid_utf8: 0.0,
+            fault_rate_all: 0.0,
+            fault_seed: 0,
         }
     }
 }
@@ -187,6 +291,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
     if args.sglang_tokens_per_chunk == 0 {
         bail!("--sglang-tokens-per-chunk must be at least 1");
     }
+    let faults = args.faults()?;
     let options = formats::Options {
         reasoning_tokens: args.reasoning_tokens,
         sglang_tokens_per_chunk: args.sglang_tokens_per_chunk,
@@ -255,6 +360,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             truth: handle.truth.as_ref().map(truth::Writer::sender),
             anchor,
             spec: spec.clone(),
+            faults,
             ready: ready_tx.clone(),
         };
         let alive = ShardAlive::new(&handle.alive);

@@ -38,6 +38,8 @@ pub(super) struct ShardConfig {
     pub anchor: MonoAnchor,
     /// Speculative-decoding counters, shared by every shard.
     pub spec: Arc<super::control::SpecStats>,
+    /// `--fault-*`: None when no fault is on.
+    pub faults: Option<super::faults::FaultConfig>,
     /// Told once: listening and warmed up, or why not.
     pub ready: mpsc::Sender<Result<(), String>>,
 }
@@ -54,6 +56,8 @@ pub(super) struct Shard {
     /// Turns the instant a request was read into the truth log's clock.
     pub anchor: MonoAnchor,
     pub spec: Arc<super::control::SpecStats>,
+    /// Which generation requests get a fault (this shard's own count).
+    pub faults: Option<super::faults::FaultSchedule>,
     next_id: Cell<u64>,
     id_step: u64,
 }
@@ -89,6 +93,7 @@ pub(super) async fn run(config: ShardConfig) {
         truth,
         anchor,
         spec,
+        faults,
         ready,
     } = config;
     // SAFETY: the descriptor comes from a bound, listening socket this thread now owns alone.
@@ -112,6 +117,7 @@ pub(super) async fn run(config: ShardConfig) {
         truth: truth.map(ShardLog::new),
         anchor,
         spec,
+        faults: faults.map(super::faults::FaultSchedule::new),
         next_id: Cell::new(index as u64),
         id_step: num_shards as u64,
     });

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod console;
+pub mod failures;
 pub mod goodput;
 pub mod health;
 pub mod html;

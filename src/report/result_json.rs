@@ -149,6 +149,11 @@ pub fn build(
     for (k, v) in &info.tokenizer_extra {
         m.insert(k.clone(), v.clone());
     }
+    // servebench's own, after vLLM's: why requests failed (issue 6), in every file (vLLM's
+    // `errors` list stays a detailed-only key); every category is present, zeros included.
+    let failures = super::failures::Failures::of(records);
+    m.insert("failures_by_category".into(), failures.by_category_json());
+    m.insert("first_errors".into(), failures.first_errors_json());
     // servebench's own, last: each request's planned arrival, for the HTML report's send lag.
     if detailed {
         m.insert(

@@ -58,6 +58,9 @@ pub(super) struct Job {
     pub k: usize,
     /// When the request started (its record's `start_ns`); kept across a retry.
     pub start: Instant,
+    /// When the last byte of its response arrived (`start` until one has), for the stall
+    /// timeout.
+    pub last_byte: Instant,
     /// Bytes of the request the kernel has accepted.
     pub sent: usize,
     /// Bytes of the response received so far.

@@ -22,12 +22,17 @@ use socket2::SockAddr;
 use super::conn::{Conn, Job, Op, Tag};
 use super::ring::{Io, BGID};
 use crate::engine::exchange::{
-    connect_error, malformed, read_error, send_error, CLOSED_BEFORE_RESPONSE,
+    connect_error, malformed, read_error, reset, send_error, Fail, CLOSED_BEFORE_RESPONSE,
 };
-use crate::engine::Counter;
+use crate::engine::{Counter, Timeouts};
 use crate::plan::Plan;
 use crate::proto::Progress;
-use crate::record::{Metrics, RequestRecord};
+use crate::record::{FailureKind, Metrics, RequestRecord};
+
+/// Deadline scans are at least this share of the shorter timeout apart (and at most 1 s),
+/// so many long streams do not make every loop pass scan: a timeout fires at most that late.
+const SCAN_SHARE: u32 = 8;
+const MAX_SCAN_GAP: Duration = Duration::from_secs(1);
 
 /// A set of requests run to completion: the warmup batches, then the measured run.
 pub(super) struct Phase {
@@ -118,10 +123,26 @@ pub(super) struct Driver {
     /// once the kernel is done with it.
     live: Vec<Vec<u8>>,
     live_free: Vec<u32>,
+    timeouts: Timeouts,
+    /// When the in-flight requests are next scanned for timeouts (None: nothing to watch).
+    next_check: Option<Instant>,
+    scan_gap: Duration,
+    /// Timed requests resent after a reused connection closed before any response byte.
+    pub keepalive_retries: u64,
 }
 
 impl Driver {
-    pub(super) fn new(plan: Arc<Plan>, addr: SocketAddr, spin: Duration) -> io::Result<Driver> {
+    pub(super) fn new(
+        plan: Arc<Plan>,
+        addr: SocketAddr,
+        spin: Duration,
+        timeouts: Timeouts,
+    ) -> io::Result<Driver> {
+        let shortest = [timeouts.request, timeouts.stall]
+            .into_iter()
+            .flatten()
+            .min();
+        let scan_gap = shortest.map_or(MAX_SCAN_GAP, |d| (d / SCAN_SHARE).min(MAX_SCAN_GAP));
         Ok(Driver {
             io: Io::new()?,
             conns: Vec::new(),
@@ -135,6 +156,10 @@ impl Driver {
             opened: 0,
             live: Vec::new(),
             live_free: Vec::new(),
+            timeouts,
+            next_check: None,
+            scan_gap,
+            keepalive_retries: 0,
         })
     }
 
@@ -163,11 +188,15 @@ impl Driver {
             if ph.is_finished() {
                 return;
             }
-            let timeout = self.next_due(ph);
+            let mut timeout = self.next_due(ph);
             if timeout.is_none() && self.io.inflight == 0 {
                 // Requests are in flight but nothing can complete them: never wait forever.
                 self.abort(ph, "internal error: requests in flight with no I/O pending");
                 return;
+            }
+            if let Some(at) = self.next_check {
+                let left = at.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
             if let Err(e) = self.io.wait(timeout, self.spin) {
                 self.abort(ph, &format!("io_uring failed: {e}"));
@@ -176,7 +205,32 @@ impl Driver {
             // One timestamp for the batch: every event reaped here arrived by now.
             let now = Instant::now();
             self.reap(ph, now);
+            if self.next_check.is_some_and(|at| now >= at) {
+                self.check_deadlines(ph, now);
+            }
         }
+    }
+
+    /// Fail every request past `--request-timeout` or `--stall-timeout` (its socket is closed;
+    /// the kernel's late completions are ignored and its buffers are never reused while it
+    /// may still use them, as for any ended request), and note when to look next.
+    fn check_deadlines(&mut self, ph: &mut Phase, now: Instant) {
+        let mut next: Option<Instant> = None;
+        for slot in 0..self.conns.len() {
+            let Some(job) = &self.conns[slot].job else {
+                continue;
+            };
+            let Some((at, kind)) = self.timeouts.expiry(job.start, job.last_byte) else {
+                continue;
+            };
+            if at <= now {
+                let fail = Fail::new(FailureKind::Timeout, self.timeouts.message(kind));
+                self.end(ph, slot, Err(fail), now);
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        self.next_check = next.map(|at| at.max(now + self.scan_gap));
     }
 
     /// Close every connection and wait (briefly) until the kernel has finished with every
@@ -268,11 +322,15 @@ impl Driver {
         let job = Job {
             k,
             start,
+            last_byte: start,
             sent: 0,
             received: 0,
             may_retry: reuse.is_some(),
             live,
         };
+        if let Some((at, _)) = self.timeouts.expiry(start, start) {
+            self.next_check = Some(self.next_check.map_or(at, |n| n.min(at)));
+        }
         match reuse {
             Some(slot) => {
                 let c = &mut self.conns[slot];
@@ -354,7 +412,8 @@ impl Driver {
 
     fn connect_for_job(&mut self, ph: &mut Phase, slot: usize) {
         if let Err(e) = self.connect(slot) {
-            self.end(ph, slot, Err(connect_error(self.addr, &e)), Instant::now());
+            let fail = Fail::new(FailureKind::Connect, connect_error(self.addr, &e));
+            self.end(ph, slot, Err(fail), Instant::now());
         }
     }
 
@@ -449,7 +508,8 @@ impl Driver {
         if res < 0 {
             let e = io::Error::from_raw_os_error(-res);
             if self.conns[slot].job.is_some() {
-                self.end(ph, slot, Err(connect_error(self.addr, &e)), now);
+                let fail = Fail::new(FailureKind::Connect, connect_error(self.addr, &e));
+                self.end(ph, slot, Err(fail), now);
             } else {
                 self.drop_idle(slot);
             }
@@ -473,7 +533,7 @@ impl Driver {
         };
         if res < 0 {
             let e = io::Error::from_raw_os_error(-res);
-            self.before_response(ph, slot, send_error(self.addr, &e), now);
+            self.before_response(ph, slot, reset(send_error(self.addr, &e)), now);
             return;
         }
         let (k, sent) = (job.k, job.sent + res as usize);
@@ -487,7 +547,7 @@ impl Driver {
         if sent < len {
             if res == 0 {
                 let e = io::Error::from(io::ErrorKind::WriteZero);
-                self.before_response(ph, slot, send_error(self.addr, &e), now);
+                self.before_response(ph, slot, reset(send_error(self.addr, &e)), now);
             } else {
                 self.send(ph, slot);
             }
@@ -505,11 +565,11 @@ impl Driver {
             match &self.conns[slot].job {
                 None => self.drop_idle(slot),
                 Some(job) if job.received == 0 => {
-                    self.before_response(ph, slot, read_error(0, &e), now)
+                    self.before_response(ph, slot, reset(read_error(0, &e)), now)
                 }
                 Some(job) => {
-                    let msg = read_error(job.received, &e);
-                    self.end(ph, slot, Err(msg), now);
+                    let fail = reset(read_error(job.received, &e));
+                    self.end(ph, slot, Err(fail), now);
                 }
             }
             return;
@@ -524,7 +584,7 @@ impl Driver {
                 let msg =
                     format!("io_uring reported a receive of {res} bytes without a valid buffer");
                 if self.conns[slot].job.is_some() {
-                    self.end(ph, slot, Err(msg), now);
+                    self.end(ph, slot, Err(Fail::new(FailureKind::Aborted, msg)), now);
                 } else {
                     self.drop_idle(slot);
                 }
@@ -538,6 +598,7 @@ impl Driver {
             return;
         };
         job.received += data.len() as u64;
+        job.last_byte = now;
         let rec = &mut ph.records[job.k];
         c.stream.now = now;
         let stream = &mut c.stream;
@@ -565,14 +626,14 @@ impl Driver {
             return;
         };
         if job.received == 0 {
-            self.before_response(ph, slot, CLOSED_BEFORE_RESPONSE.into(), now);
+            self.before_response(ph, slot, reset(CLOSED_BEFORE_RESPONSE), now);
             return;
         }
         let rec = &mut ph.records[job.k];
         let stream = &mut c.stream;
         stream.now = now;
         let outcome = match c.parser.eof(&mut |ev| stream.on_event(rec, ev)) {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(malformed(&e)),
             Ok(()) => stream.finish(rec).map(|()| false),
         };
         self.end(ph, slot, outcome, now);
@@ -580,7 +641,7 @@ impl Driver {
 
     /// The request failed before any byte of its response: retry once on a fresh connection
     /// if this one was reused, else fail it.
-    fn before_response(&mut self, ph: &mut Phase, slot: usize, msg: String, now: Instant) {
+    fn before_response(&mut self, ph: &mut Phase, slot: usize, msg: Fail, now: Instant) {
         let c = &mut self.conns[slot];
         let Some(job) = c.job.as_mut() else { return };
         // A send can fail after the server has begun to answer: that is no longer safe to
@@ -590,6 +651,9 @@ impl Driver {
             return;
         }
         job.may_retry = false;
+        if ph.timed.is_some() {
+            self.keepalive_retries += 1;
+        }
         job.sent = 0;
         job.received = 0;
         let (k, start) = (job.k, job.start);
@@ -601,16 +665,14 @@ impl Driver {
     }
 
     /// The request on `slot` has ended: Ok(reusable) or the error for its record.
-    fn end(&mut self, ph: &mut Phase, slot: usize, outcome: Result<bool, String>, now: Instant) {
+    fn end(&mut self, ph: &mut Phase, slot: usize, outcome: Result<bool, Fail>, now: Instant) {
         let Some(job) = self.conns[slot].job.take() else {
             return;
         };
         let reuse = match outcome {
             Ok(reuse) => reuse,
-            Err(e) => {
-                let rec = &mut ph.records[job.k];
-                rec.success = false;
-                rec.error = Some(e);
+            Err(fail) => {
+                fail.record(&mut ph.records[job.k]);
                 false
             }
         };
@@ -664,8 +726,7 @@ impl Driver {
                 None => rec.not_sent = true,
                 Some(why) => {
                     rec.start_ns = ns_between(ph.t0, now);
-                    rec.success = false;
-                    rec.error = Some(why.to_string());
+                    Fail::new(FailureKind::Aborted, why).record(rec);
                 }
             }
             self.count_done(ph, k, now);
@@ -726,7 +787,7 @@ impl Driver {
         let now = Instant::now();
         for slot in 0..self.conns.len() {
             if self.conns[slot].job.is_some() {
-                self.end(ph, slot, Err(why.to_string()), now);
+                self.end(ph, slot, Err(Fail::new(FailureKind::Aborted, why)), now);
             }
         }
         self.skip_waiting(ph, Some(why));

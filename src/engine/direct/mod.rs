@@ -30,7 +30,7 @@ use driver::{Driver, Phase, Timed};
 pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -> ShardOutput {
     let plan = spec.plan.clone();
     let mine = spec.my_requests();
-    let mut driver = match Driver::new(plan.clone(), spec.addr, busy_poll) {
+    let mut driver = match Driver::new(plan.clone(), spec.addr, busy_poll, spec.timeouts) {
         Ok(d) => d,
         Err(e) => {
             start.fail(format!(
@@ -63,6 +63,7 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
     let mut phase = Phase::new(&plan, mine, records, t0, cap, Some(timed));
     driver.run(&mut phase);
     let connections_opened = driver.opened;
+    let keepalive_retries = driver.keepalive_retries;
     driver.finish();
     let cpu_ns = super::thread_cpu_ns().saturating_sub(cpu_at_t0);
 
@@ -77,6 +78,7 @@ pub fn run_shard(spec: Arc<ShardSpec>, start: Arc<Start>, busy_poll: Duration) -
         last_done_ns,
         connections_opened,
         cpu_ns,
+        keepalive_retries,
     }
 }
 
