@@ -288,6 +288,20 @@ pub struct BenchArgs {
     /// SGLang's `tag`, written into the `--output-file` line.
     #[arg(long)]
     pub tag: Option<String>,
+
+    // --- stopping a run (issue 6, part C) --------------------------------------------------
+    /// After the first SIGINT/SIGTERM no new request is sent; the requests in flight get this
+    /// many seconds to finish before they are aborted (a second signal aborts at once). The
+    /// results so far are reported and saved, marked partial.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_grace)]
+    pub shutdown_grace: f64,
+}
+
+fn parse_grace(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds from 0 to 1000000")),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -16,7 +16,9 @@ pub mod limits;
 pub mod placement;
 pub mod progress;
 pub mod shard;
+pub mod stop;
 pub mod target;
+pub mod uring_check;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -308,6 +310,8 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         let t = std::thread::Builder::new()
             .name(format!("servebench-shard-{index}"))
             .spawn(move || {
+                // A stop signal is the main thread's to handle; the shards poll its state.
+                stop::block_in_this_thread();
                 if io_engine == IoEngine::Uring {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                         eprintln!(
@@ -345,6 +349,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             return Err(e);
         }
     };
+    let watcher = stop::Watcher::spawn(progress.clone());
     if cfg.show_progress {
         progress::show(&progress, plan.requests.len() as u64, &threads);
     }
@@ -365,6 +370,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         connections_opened += out.connections_opened;
         shard_cpu_ns += out.cpu_ns;
     }
+    drop(watcher);
     Ok(RunOutput {
         records,
         metrics,

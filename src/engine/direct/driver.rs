@@ -24,10 +24,10 @@ use super::ring::{Io, BGID};
 use crate::engine::exchange::{
     connect_error, malformed, read_error, send_error, CLOSED_BEFORE_RESPONSE,
 };
-use crate::engine::Counter;
+use crate::engine::{stop, Counter};
 use crate::plan::Plan;
 use crate::proto::Progress;
-use crate::record::{Metrics, RequestRecord};
+use crate::record::{FailureKind, Metrics, RequestRecord};
 
 /// A set of requests run to completion: the warmup batches, then the measured run.
 pub(super) struct Phase {
@@ -159,6 +159,7 @@ impl Driver {
     /// Run every request of `ph` to its end.
     pub(super) fn run(&mut self, ph: &mut Phase) {
         loop {
+            self.check_stop(ph);
             self.dispatch(ph);
             if ph.is_finished() {
                 return;
@@ -169,6 +170,8 @@ impl Driver {
                 self.abort(ph, "internal error: requests in flight with no I/O pending");
                 return;
             }
+            // Bounded, so a stop signal is seen soon even when nothing happens.
+            let timeout = Some(timeout.map_or(stop::POLL, |t| t.min(stop::POLL)));
             if let Err(e) = self.io.wait(timeout, self.spin) {
                 self.abort(ph, &format!("io_uring failed: {e}"));
                 return;
@@ -641,12 +644,12 @@ impl Driver {
             return;
         }
         let elapsed = ns_between(ph.t0, now);
-        if ph
+        let over = ph
             .timed
             .as_ref()
             .and_then(|t| t.deadline_ns)
-            .is_some_and(|d| elapsed >= d)
-        {
+            .is_some_and(|d| elapsed >= d);
+        if over || stop::requested() {
             ph.active -= 1;
             self.skip_from(ph, k + 1, None, now);
             return;
@@ -709,6 +712,31 @@ impl Driver {
             let k = ph.firsts[ph.next];
             ph.next += 1;
             self.skip_from(ph, k, why, now);
+        }
+    }
+
+    /// After a stop signal nothing new starts (what waits ends not sent, as after
+    /// `--duration`); once the stop turns into an abort, the requests in flight end failed.
+    fn check_stop(&mut self, ph: &mut Phase) {
+        if !stop::requested() {
+            return;
+        }
+        self.skip_waiting(ph, None);
+        if stop::aborted() {
+            self.abort_in_flight(ph);
+        }
+    }
+
+    /// End every request in flight as aborted. `end` closes each connection, and a live
+    /// buffer a send may still read is never reused; `finish` waits for the kernel.
+    fn abort_in_flight(&mut self, ph: &mut Phase) {
+        let now = Instant::now();
+        let why = stop::abort_message(stop::abort_cause());
+        for slot in 0..self.conns.len() {
+            if let Some(k) = self.conns[slot].job.as_ref().map(|j| j.k) {
+                ph.records[k].failure = Some(FailureKind::Aborted);
+                self.end(ph, slot, Err(why.to_string()), now);
+            }
         }
     }
 
