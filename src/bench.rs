@@ -159,7 +159,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // From here a Ctrl-C stops the run and still reports it; before, it simply exits. The
     // handler stays until the files are written (a third signal ends the process at once).
     if let Err(e) = stop::install(std::time::Duration::from_secs_f64(args.shutdown_grace)) {
-        eprintln!("WARNING: cannot catch SIGINT/SIGTERM ({e}): Ctrl-C ends the run without a report");
+        eprintln!(
+            "WARNING: cannot catch SIGINT/SIGTERM ({e}): Ctrl-C ends the run without a report"
+        );
     }
     let _signals = SignalGuard;
     let run = engine::run(plan.clone(), &cfg);
@@ -179,7 +181,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .count();
         let unsent = out.records.iter().filter(|r| r.not_sent).count();
         format!(
-            "PARTIAL RESULTS: {} stopped the run; {unsent} planned requests were not sent,              {aborted} in flight were aborted",
+            "PARTIAL RESULTS: {} stopped the run; {unsent} planned requests were not sent, \
+             {aborted} in flight were aborted",
             sig.name()
         )
     });
@@ -752,11 +755,14 @@ fn not_ready(error: &str, p: &ReadyProbe) -> NotReady {
         .and_then(|code| code.parse::<u16>().ok());
     let lower = error.to_ascii_lowercase();
     match status {
-        Some(404) if lower.contains("model") => NotReady::Fatal(format!(
-            "the server at {} does not serve the model '{}' ({}); check --model / \
+        // vLLM: "The model `x` does not exist." (404); a missing route names no model.
+        Some(404) if !p.model.is_empty() && error.contains(p.model.as_str()) => {
+            NotReady::Fatal(format!(
+                "the server at {} does not serve the model '{}' ({}); check --model / \
              --served-model-name against its /v1/models",
-            p.url, p.model, error
-        )),
+                p.url, p.model, error
+            ))
+        }
         Some(404) => NotReady::Fatal(format!(
             "{} answered 404 Not Found: wrong --endpoint or --base-url for --backend? ({error})",
             p.url
@@ -987,7 +993,10 @@ mod tests {
             host_port: "h:1".into(),
             model: "m".into(),
         };
-        let refused = not_ready("cannot connect to 1.2.3.4:1: Connection refused (os error 111)", &p);
+        let refused = not_ready(
+            "cannot connect to 1.2.3.4:1: Connection refused (os error 111)",
+            &p,
+        );
         assert_eq!(
             refused,
             NotReady::Retry("connection refused at h:1 — is the server running?".into())
@@ -1002,7 +1011,10 @@ mod tests {
         let NotReady::Fatal(m) = not_ready("HTTP 404 Not Found: no such route", &p) else {
             panic!("404 must fail at once")
         };
-        assert!(m.contains("http://h:1/v1/completions") && m.contains("--endpoint"), "{m}");
+        assert!(
+            m.contains("http://h:1/v1/completions") && m.contains("--endpoint"),
+            "{m}"
+        );
         for code in ["401 Unauthorized", "403 Forbidden"] {
             let NotReady::Fatal(m) = not_ready(&format!("HTTP {code}: denied"), &p) else {
                 panic!("{code} must fail at once")

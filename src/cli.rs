@@ -300,7 +300,9 @@ pub struct BenchArgs {
 fn parse_grace(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds from 0 to 1000000")),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds from 0 to 1000000"
+        )),
     }
 }
 

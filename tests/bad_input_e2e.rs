@@ -16,7 +16,12 @@ fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(["--disable-tqdm", "--num-shards", "1", "--num-prompts", "4"])
         .args(["--random-input-len", "8", "--random-output-len", "4"])
-        .args(["--save-result", "--result-filename", "r.json", "--result-dir"])
+        .args([
+            "--save-result",
+            "--result-filename",
+            "r.json",
+            "--result-dir",
+        ])
         .arg(dir)
         .args(args)
         .output()
@@ -34,7 +39,10 @@ fn refused(dir: &Path, out: &Output, expected: &str) {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{ctx}");
     assert!(errors[0].contains(expected), "wanted '{expected}'\n{ctx}");
-    assert!(!dir.join("r.json").exists(), "a result file was written\n{ctx}");
+    assert!(
+        !dir.join("r.json").exists(),
+        "a result file was written\n{ctx}"
+    );
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("Starting main benchmark run"),
         "the run started\n{ctx}"
@@ -68,7 +76,13 @@ fn an_unwritable_result_dir_fails_before_anything_is_sent() {
     std::fs::write(dir.join("file"), "x").unwrap();
     let bad = dir.join("file").join("sub");
     let out = Command::new(BIN)
-        .args(["--base-url", &mock.url, "--disable-tqdm", "--num-prompts", "2"])
+        .args([
+            "--base-url",
+            &mock.url,
+            "--disable-tqdm",
+            "--num-prompts",
+            "2",
+        ])
         .args(["--save-result", "--result-dir"])
         .arg(&bad)
         .output()
@@ -98,7 +112,12 @@ fn an_output_file_under_a_file_is_refused() {
     let bad = dir.join("file").join("out.jsonl");
     let out = run(
         &dir,
-        &["--base-url", &mock.url, "--output-file", bad.to_str().unwrap()],
+        &[
+            "--base-url",
+            &mock.url,
+            "--output-file",
+            bad.to_str().unwrap(),
+        ],
     );
     refused(&dir, &out, "--output-file");
 }
@@ -115,7 +134,14 @@ fn connection_refused_says_is_the_server_running() {
     let url = format!("http://127.0.0.1:{port}");
     let out = run(
         &dir,
-        &["--base-url", &url, "--model", "m", "--ready-check-timeout-sec", "1"],
+        &[
+            "--base-url",
+            &url,
+            "--model",
+            "m",
+            "--ready-check-timeout-sec",
+            "1",
+        ],
     );
     refused(
         &dir,
@@ -158,7 +184,14 @@ fn a_model_the_server_does_not_serve_is_named() {
     let dir = temp_dir("bad-model");
     let out = run(
         &dir,
-        &["--base-url", &url, "--model", "nosuch", "--ready-check-timeout-sec", "60"],
+        &[
+            "--base-url",
+            &url,
+            "--model",
+            "nosuch",
+            "--ready-check-timeout-sec",
+            "60",
+        ],
     );
     refused(&dir, &out, "does not serve the model 'nosuch'");
 }
@@ -170,7 +203,14 @@ fn unauthorized_says_check_the_key() {
         let dir = temp_dir(&format!("bad-auth-{}", &status[..3]));
         let out = run(
             &dir,
-            &["--base-url", &url, "--model", "m", "--ready-check-timeout-sec", "60"],
+            &[
+                "--base-url",
+                &url,
+                "--model",
+                "m",
+                "--ready-check-timeout-sec",
+                "60",
+            ],
         );
         refused(&dir, &out, "check --header / OPENAI_API_KEY");
     }
@@ -183,7 +223,12 @@ fn a_missing_tokenizer_path_is_one_line() {
     let missing = dir.join("no-such-dir").join("tokenizer.json");
     let out = run(
         &dir,
-        &["--base-url", &mock.url, "--tokenizer", missing.to_str().unwrap()],
+        &[
+            "--base-url",
+            &mock.url,
+            "--tokenizer",
+            missing.to_str().unwrap(),
+        ],
     );
     refused(&dir, &out, "no-such-dir");
 }
@@ -196,35 +241,77 @@ fn flag_combinations_vllm_and_sglang_refuse() {
         (&["--max-concurrency", "0"], "--max-concurrency"),
         (&["--num-prompts", "0"], "--num-prompts"),
         (&["--random-range-ratio", "1.0"], "--random-range-ratio"),
-        (&["--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1"], "--ramp-up-end-rps"),
         (
-            &["--ramp-up-strategy", "linear", "--ramp-up-start-rps", "5", "--ramp-up-end-rps", "1"],
+            &["--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1"],
+            "--ramp-up-end-rps",
+        ),
+        (
+            &[
+                "--ramp-up-strategy",
+                "linear",
+                "--ramp-up-start-rps",
+                "5",
+                "--ramp-up-end-rps",
+                "1",
+            ],
             "must not exceed",
         ),
         (
-            &["--ramp-up-strategy", "exponential", "--ramp-up-start-rps", "0", "--ramp-up-end-rps", "4"],
+            &[
+                "--ramp-up-strategy",
+                "exponential",
+                "--ramp-up-start-rps",
+                "0",
+                "--ramp-up-end-rps",
+                "4",
+            ],
             "--ramp-up-start-rps",
         ),
-        (&["--request-rate", "5", "--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1", "--ramp-up-end-rps", "2"], "--ramp-up-strategy"),
-        (&["--backend", "tgi", "--temperature", "0.5"], "openai-compatible"),
-        (&["--backend", "openai-chat", "--endpoint", "/v1/completions"], "chat/completions"),
+        (
+            &[
+                "--request-rate",
+                "5",
+                "--ramp-up-strategy",
+                "linear",
+                "--ramp-up-start-rps",
+                "1",
+                "--ramp-up-end-rps",
+                "2",
+            ],
+            "--ramp-up-strategy",
+        ),
+        (
+            &["--backend", "tgi", "--temperature", "0.5"],
+            "openai-compatible",
+        ),
+        (
+            &["--backend", "openai-chat", "--endpoint", "/v1/generate"],
+            "chat/completions",
+        ),
         (&["--dataset-path", "x.json"], "--dataset-path"),
         (&["--extra-body", "[1]"], "--extra-body"),
         (&["--header", "novalue"], "--header"),
         (&["--goodput", "bogus:1"], "bogus"),
         (&["--percentile-metrics", "ttft,bogus"], "bogus"),
         (&["--tokenize-prompt"], "--tokenize-prompt"),
-        (&["--num-warmups", "1", "--warmup-requests", "1"], "--warmup-requests"),
+        (
+            &["--num-warmups", "1", "--warmup-requests", "1"],
+            "--warmup-requests",
+        ),
         (&["--duration", "0"], "--duration"),
     ];
     for (flags, expected) in cases {
         let mut args = vec!["--base-url", mock.url.as_str()];
         args.extend_from_slice(flags);
+        eprintln!("case {flags:?}");
         let out = run(&dir, &args);
         refused(&dir, &out, expected);
     }
     // Clap's own refusals: non-zero, a usage error naming the value.
-    for flags in [&["--request-rate", "0"][..], &["--shutdown-grace", "-1"][..]] {
+    for flags in [
+        &["--request-rate", "0"][..],
+        &["--shutdown-grace", "-1"][..],
+    ] {
         let out = run(&dir, flags);
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -237,10 +324,38 @@ fn accepted_combinations_run() {
     let mock = Mock::start(1.0, 1.0);
     let dir = temp_dir("good-flags");
     for flags in [
-        &["--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1", "--ramp-up-end-rps", "50"][..],
-        &["--backend", "openai-chat", "--endpoint", "/v1/chat/completions", "--temperature", "0"][..],
-        &["--backend", "sglang-oai", "--warmup-requests", "1", "--random-range-ratio", "0.5"][..],
-        &["--header", "X-A=1", "--extra-body", "{\"seed\": 1}", "--shutdown-grace", "0"][..],
+        &[
+            "--ramp-up-strategy",
+            "linear",
+            "--ramp-up-start-rps",
+            "1",
+            "--ramp-up-end-rps",
+            "50",
+        ][..],
+        &[
+            "--backend",
+            "openai-chat",
+            "--endpoint",
+            "/v1/chat/completions",
+            "--temperature",
+            "0",
+        ][..],
+        &[
+            "--backend",
+            "sglang-oai",
+            "--warmup-requests",
+            "1",
+            "--random-range-ratio",
+            "0.5",
+        ][..],
+        &[
+            "--header",
+            "X-A=1",
+            "--extra-body",
+            "{\"seed\": 1}",
+            "--shutdown-grace",
+            "0",
+        ][..],
     ] {
         let mut args = vec!["--base-url", mock.url.as_str()];
         args.extend_from_slice(flags);

@@ -39,11 +39,22 @@ fn run_and_signal(engine: &str, name: &str, extra: &[&str], signals: &[(i32, u64
     let mock = Mock::start(200.0, 20.0);
     let dir = temp_dir(name);
     let mut child: Child = Command::new(BIN)
-        .args(["--base-url", &mock.url, "--disable-tqdm", "--num-shards", "2"])
+        .args([
+            "--base-url",
+            &mock.url,
+            "--disable-tqdm",
+            "--num-shards",
+            "2",
+        ])
         .args(["--io-engine", engine])
         .args(["--random-input-len", "16", "--random-output-len", "32"])
         .args(["--num-prompts", "200", "--request-rate", "20"])
-        .args(["--save-result", "--save-detailed", "--result-filename", "r.json"])
+        .args([
+            "--save-result",
+            "--save-detailed",
+            "--result-filename",
+            "r.json",
+        ])
         .arg("--result-dir")
         .arg(&dir)
         .args(extra)
@@ -64,7 +75,10 @@ fn run_and_signal(engine: &str, name: &str, extra: &[&str], signals: &[(i32, u64
         let line = line.unwrap();
         stdout.push_str(&line);
         stdout.push('\n');
-        assert!(Instant::now() < deadline, "the run did not start:\n{stdout}");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not start:\n{stdout}"
+        );
         if line.starts_with("Maximum request concurrency") {
             break;
         }
@@ -127,7 +141,10 @@ fn check_stopped(s: &Stopped, exit: i32, signal: &str) {
     assert!(s.stdout.contains("planned requests were not sent"), "{ctx}");
     let starts = s.result["start_times"].as_array().unwrap();
     assert_eq!(starts.len() as f64, sent);
-    let last_start = starts.iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
+    let last_start = starts
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .fold(0.0, f64::max);
     // 20 ms: far less than the 50 ms between arrivals, far more than noticing takes.
     assert!(
         last_start < s.first_signal_s + 0.02,
@@ -137,7 +154,12 @@ fn check_stopped(s: &Stopped, exit: i32, signal: &str) {
 }
 
 fn graceful(engine: &str) {
-    let s = run_and_signal(engine, &format!("sig-grace-{engine}"), &[], &[(libc::SIGINT, 0)]);
+    let s = run_and_signal(
+        engine,
+        &format!("sig-grace-{engine}"),
+        &[],
+        &[(libc::SIGINT, 0)],
+    );
     check_stopped(&s, 130, "SIGINT");
     // The requests in flight were let finish: none failed, every sent one completed.
     let ctx = format!("stdout:\n{}\nstderr:\n{}", s.stdout, s.stderr);

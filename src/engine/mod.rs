@@ -81,6 +81,8 @@ pub struct Counter {
     pub failed: AtomicU64,
     /// Output-carrying events of finished successful requests.
     pub events: AtomicU64,
+    /// Timed requests that ended (sent ones only, unlike `done`): what a stop waits for.
+    pub ended: AtomicU64,
 }
 
 impl Counter {
@@ -101,6 +103,7 @@ impl Counter {
     #[inline]
     pub fn outcome(&self, r: &RequestRecord) {
         use std::sync::atomic::Ordering::Relaxed;
+        self.ended.fetch_add(1, Relaxed);
         if r.success {
             self.events.fetch_add(1 + r.itl_ns.len() as u64, Relaxed);
         } else {

@@ -217,13 +217,13 @@ impl Drop for Watcher {
 }
 
 fn in_flight(progress: &[Counter]) -> u64 {
-    let (started, done) = progress.iter().fold((0, 0), |(s, d), c| {
+    let (started, ended) = progress.iter().fold((0, 0), |(s, e), c| {
         (
             s + c.started.load(Ordering::Relaxed),
-            d + c.done.load(Ordering::Relaxed),
+            e + c.ended.load(Ordering::Relaxed),
         )
     });
-    started.saturating_sub(done)
+    started.saturating_sub(ended)
 }
 
 fn watch(progress: &[Counter], done: &AtomicBool) {

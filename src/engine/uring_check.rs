@@ -58,9 +58,11 @@ pub fn explain(e: &io::Error, host: Host) -> String {
     let blocked_by_filter = host.seccomp_filter || host.container;
     let why = match errno {
         libc::EPERM | libc::EACCES => match host.io_uring_disabled {
-            Some(2) => "the kernel has io_uring disabled for every process \
+            Some(2) => {
+                "the kernel has io_uring disabled for every process \
                  (kernel.io_uring_disabled = 2); enable it with `sysctl kernel.io_uring_disabled=0`"
-                .to_string(),
+                    .to_string()
+            }
             Some(1) => "the kernel allows io_uring only to root and the group in \
                  kernel.io_uring_group (kernel.io_uring_disabled = 1); add this user to that \
                  group, run as root, or `sysctl kernel.io_uring_disabled=0`"
@@ -118,7 +120,10 @@ mod tests {
         for d in [1, 2] {
             let m = msg(libc::EPERM, Some(d), false, false);
             assert!(m.contains("sysctl kernel.io_uring_disabled=0"), "{m}");
-            assert!(m.contains(&format!("kernel.io_uring_disabled = {d}")), "{m}");
+            assert!(
+                m.contains(&format!("kernel.io_uring_disabled = {d}")),
+                "{m}"
+            );
         }
         // The sysctl outranks a container: it is the first thing that refuses.
         let m = msg(libc::EACCES, Some(2), true, true);
@@ -144,7 +149,10 @@ mod tests {
     #[test]
     fn other_causes_say_their_own_fix() {
         let m = msg(libc::ENOMEM, None, true, true);
-        assert!(m.contains("RLIMIT_MEMLOCK") && m.contains("ulimit -l"), "{m}");
+        assert!(
+            m.contains("RLIMIT_MEMLOCK") && m.contains("ulimit -l"),
+            "{m}"
+        );
         let m = msg(libc::ENOSYS, None, false, false);
         assert!(m.contains("kernel has no io_uring"), "{m}");
         let m = msg(libc::EPERM, Some(0), false, false);
