@@ -36,7 +36,29 @@ struct Stopped {
 /// after its delay from the one before; the first ~1 s into the run), and collect what the
 /// run left behind.
 fn run_and_signal(engine: &str, name: &str, extra: &[&str], signals: &[(i32, u64)]) -> Stopped {
-    let mock = Mock::start(200.0, 20.0);
+    let load = [
+        "--random-input-len",
+        "16",
+        "--random-output-len",
+        "32",
+        "--num-prompts",
+        "200",
+        "--request-rate",
+        "20",
+    ];
+    run_with(engine, name, &load, extra, signals, 1200)
+}
+
+/// [`run_and_signal`] with its own load flags, signalling `after_ms` into the run.
+fn run_with(
+    engine: &str,
+    name: &str,
+    load: &[&str],
+    extra: &[&str],
+    signals: &[(i32, u64)],
+    after_ms: u64,
+) -> Stopped {
+    let mock = Mock::start_with(200.0, 20.0, &["--count-prompt-tokens"]);
     let dir = temp_dir(name);
     let mut child: Child = Command::new(BIN)
         .args([
@@ -47,8 +69,7 @@ fn run_and_signal(engine: &str, name: &str, extra: &[&str], signals: &[(i32, u64
             "2",
         ])
         .args(["--io-engine", engine])
-        .args(["--random-input-len", "16", "--random-output-len", "32"])
-        .args(["--num-prompts", "200", "--request-rate", "20"])
+        .args(load)
         .args([
             "--save-result",
             "--save-detailed",
@@ -84,7 +105,7 @@ fn run_and_signal(engine: &str, name: &str, extra: &[&str], signals: &[(i32, u64
         }
     }
     // The run is on (its arrivals span 10 s): let it send for a while, then signal.
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(after_ms));
     let mut first_signal_s = 0.0;
     for (i, &(sig, delay_ms)) in signals.iter().enumerate() {
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -246,4 +267,57 @@ fn sigterm_exits_143_and_the_grace_period_aborts_uring() {
 #[test]
 fn sigterm_exits_143_and_the_grace_period_aborts_glommio() {
     sigterm_then_grace("glommio");
+}
+
+/// Conversations stop too: the first turns in flight at the signal finish, and no later turn
+/// is sent after them.
+fn conversations(engine: &str) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/workloads/sharegpt-multiturn.json"
+    );
+    let load = [
+        "--backend",
+        "openai-chat",
+        "--dataset-name",
+        "sharegpt",
+        "--dataset-path",
+        path,
+        "--multi-turn",
+        "--disable-shuffle",
+        "--num-prompts",
+        "4",
+        "--sharegpt-output-len",
+        "16",
+    ];
+    // Every first turn starts at once and takes ~0.5 s: signal while they are in flight.
+    let s = run_with(
+        engine,
+        &format!("sig-turns-{engine}"),
+        &load,
+        &[],
+        &[(libc::SIGINT, 0)],
+        250,
+    );
+    let ctx = format!("stdout:\n{}\nstderr:\n{}", s.stdout, s.stderr);
+    assert_eq!(s.code, Some(130), "{ctx}");
+    assert_eq!(s.result["partial"], Value::Bool(true), "{ctx}");
+    // 4 conversations of 3, 2, 1 and 1 turns: the 4 first turns ran, the 3 later ones did not.
+    assert_eq!(num(&s.result, "num_prompts"), 4.0, "{ctx}");
+    assert_eq!(num(&s.result, "completed"), 4.0, "{ctx}");
+    assert!(
+        s.stdout
+            .contains("SIGINT stopped the run: 3 planned requests were not sent"),
+        "{ctx}"
+    );
+}
+
+#[test]
+fn later_turns_are_not_sent_after_a_signal_uring() {
+    conversations("uring");
+}
+
+#[test]
+fn later_turns_are_not_sent_after_a_signal_glommio() {
+    conversations("glommio");
 }
