@@ -369,3 +369,28 @@ fn accepted_combinations_run() {
         std::fs::remove_file(dir.join("r.json")).unwrap();
     }
 }
+
+#[test]
+fn a_full_disk_after_the_run_keeps_the_report_and_names_the_file() {
+    // /dev/full accepts the open and fails every write with ENOSPC, as a full disk does.
+    assert!(Path::new("/dev/full").exists(), "this test needs /dev/full");
+    let mock = Mock::start(1.0, 1.0);
+    let dir = temp_dir("full-disk");
+    let out = run(
+        &dir,
+        &["--base-url", &mock.url, "--output-file", "/dev/full"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // The report came first, and the other result file was still written.
+    assert!(stdout.contains("Serving Benchmark Result"), "{stdout}");
+    assert!(dir.join("r.json").exists(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("cannot write the output file /dev/full")
+            && errors[0].contains("No space left"),
+        "{stderr}"
+    );
+}
