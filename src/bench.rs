@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::Backend;
 use crate::cli::BenchArgs;
-use crate::engine::{self, control, placement, target::Target, EngineConfig};
+use crate::engine::{self, control, placement, stop, target::Target, EngineConfig};
 use crate::plan::{self, PlanConfig};
 use crate::report::{
     self, console, goodput, health, pyfmt::py_float, result_json, sglang, MetricKey, RunInfo,
@@ -26,6 +26,8 @@ struct Setup {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    // Both engines run on io_uring: where it is blocked, say why before any work.
+    engine::uring_check::probe()?;
     let setup = prepare(args)?;
     let Setup {
         mut info,
@@ -80,7 +82,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.ready_check_timeout_sec == 0 {
         println!("Skipping endpoint ready check.");
     } else {
-        ready_check(&plan, &target, args.ready_check_timeout_sec)?;
+        let probe = ReadyProbe {
+            url: format!("{}{}", target.base_url, plan_cfg.path),
+            host_port: target.host_header.clone(),
+            model: plan_cfg.model.clone(),
+        };
+        ready_check(&plan, &target, &probe, args.ready_check_timeout_sec)?;
     }
     let num_warmups = args.warmup_requests.unwrap_or(args.num_warmups);
     if num_warmups > 0 {
@@ -150,6 +157,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // vLLM reads the speculative-decoding counters before and after; servers without them
     // (or without /metrics) simply get no such section.
     let spec_before = spec_counters(&target);
+    // From here a Ctrl-C stops the run and still reports it; before, it simply exits. The
+    // handler stays until the files are written (a third signal ends the process at once).
+    if let Err(e) = stop::install(std::time::Duration::from_secs_f64(args.shutdown_grace)) {
+        eprintln!(
+            "WARNING: cannot catch SIGINT/SIGTERM ({e}): Ctrl-C ends the run without a report"
+        );
+    }
+    let _signals = SignalGuard;
     let run = engine::run(plan.clone(), &cfg);
     if profiling {
         println!("Stopping profiler...");
@@ -158,6 +173,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut out = run?;
+    let stopped = stop::stopped_by();
+    let partial = stopped.map(|sig| {
+        let aborted = out
+            .records
+            .iter()
+            .filter(|r| r.failure == Some(crate::record::FailureKind::Aborted))
+            .count();
+        let unsent = out.records.iter().filter(|r| r.not_sent).count();
+        format!(
+            "PARTIAL RESULTS: {} stopped the run; {unsent} planned requests were not sent, \
+             {aborted} in flight were aborted",
+            sig.name()
+        )
+    });
+    if let Some(line) = &partial {
+        println!("{line}");
+    }
     // Each record's conversation turn, for the per-turn figures (None: no conversations).
     let mut turns: Option<Vec<u32>> = plan
         .has_conversations()
@@ -177,11 +209,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             t.retain(|_| sent.next().unwrap_or(false));
         }
         out.records.retain(|r| !r.not_sent);
-        println!(
-            "--duration {} s ended the run: {unsent} planned requests were not sent and are left out",
-            py_float(args.duration.unwrap_or(0.0))
-        );
-    } else if let Some(d) = args.duration {
+        match stopped {
+            Some(sig) => println!(
+                "{} stopped the run: {unsent} planned requests were not sent and are left out",
+                sig.name()
+            ),
+            None => println!(
+                "--duration {} s ended the run: {unsent} planned requests were not sent and are left out",
+                py_float(args.duration.unwrap_or(0.0))
+            ),
+        }
+    } else if let (Some(d), None) = (args.duration, stopped) {
         eprintln!(
             "WARNING: every planned request was sent before --duration {} s ended; raise --num-prompts to fill the duration",
             py_float(d)
@@ -314,27 +352,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             out.keepalive_retries
         )
     );
-    if let (true, Some((run, f))) = (sglang_file, &sglang_out) {
-        let details = args
-            .output_details
-            .then_some((out.records.as_slice(), texts.as_slice()));
-        let line = sglang::to_line(&sglang::jsonl_fields(
-            run,
-            f,
-            figures.goodput.as_ref(),
-            details,
-        ));
-        let path = match &args.output_file {
-            Some(p) => std::path::PathBuf::from(p),
-            None => {
-                let mmdd = chrono::Local::now().format("%m%d").to_string();
-                sglang::default_file_name(run, info.num_prompts, &mmdd)
-            }
-        };
-        sglang::append(&path, &line)
-            .with_context(|| format!("cannot write the output file {}", path.display()))?;
-        eprintln!("Appended the result to {}", path.display());
-    }
     let events: u64 = out
         .records
         .iter()
@@ -352,6 +369,37 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cpu_us / events.max(1) as f64,
     );
 
+    // The report above is printed whatever happens to the files: a write error (a full disk)
+    // is reported for each file, after the others have been tried.
+    let mut write_errors: Vec<String> = Vec::new();
+    if let (true, Some((run, f))) = (sglang_file, &sglang_out) {
+        let details = args
+            .output_details
+            .then_some((out.records.as_slice(), texts.as_slice()));
+        let mut fields = sglang::jsonl_fields(run, f, figures.goodput.as_ref(), details);
+        if let Some(sig) = stopped {
+            fields.push(("partial".into(), sglang::Field::Json(Value::Bool(true))));
+            fields.push((
+                "stopped_by".into(),
+                sglang::Field::Json(Value::from(sig.name())),
+            ));
+        }
+        let line = sglang::to_line(&fields);
+        let path = match &args.output_file {
+            Some(p) => std::path::PathBuf::from(p),
+            None => {
+                let mmdd = chrono::Local::now().format("%m%d").to_string();
+                sglang::default_file_name(run, info.num_prompts, &mmdd)
+            }
+        };
+        match sglang::append(&path, &line) {
+            Ok(()) => eprintln!("Appended the result to {}", path.display()),
+            Err(e) => write_errors.push(format!(
+                "cannot write the output file {}: {e}",
+                path.display()
+            )),
+        }
+    }
     let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
     let result_object = |detailed: bool| {
         let mut obj = result_json::build(
@@ -367,6 +415,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             obj.insert("per_turn".into(), report::turns::to_json(per_turn));
         }
         obj.insert("keepalive_retries".into(), out.keepalive_retries.into());
+        if let Some(sig) = stopped {
+            obj.insert("partial".into(), Value::Bool(true));
+            obj.insert("stopped_by".into(), Value::from(sig.name()));
+        }
         obj
     };
     if args.save_result || args.append_result {
@@ -377,9 +429,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &date,
         );
         let obj = Value::Object(result_object(args.save_detailed));
-        result_json::write(&path, &obj, args.append_result)
-            .with_context(|| format!("cannot write the result file {}", path.display()))?;
-        eprintln!("Result saved to {}", path.display());
+        match result_json::write(&path, &obj, args.append_result) {
+            Ok(()) => eprintln!("Result saved to {}", path.display()),
+            Err(e) => write_errors.push(format!(
+                "cannot write the result file {}: {e}",
+                path.display()
+            )),
+        }
     }
     // HTML report (issue 5): the page draws from the detailed result object, built here
     // even when the saved file leaves the per-request arrays out.
@@ -389,10 +445,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let text = result_json::to_python_json(&Value::Object(result_object(true)));
         let obj: Map<String, Value> = serde_json::from_str(&text)?;
         let path = std::path::Path::new(path);
-        report::html::write(path, &report::html::render(&obj))?;
-        eprintln!("HTML report saved to {}", path.display());
+        match report::html::write(path, &report::html::render(&obj)) {
+            Ok(()) => eprintln!("HTML report saved to {}", path.display()),
+            Err(e) => write_errors.push(format!("{e:#}")),
+        }
+    }
+    if let Some(line) = &partial {
+        println!("{line}");
+    }
+    if !write_errors.is_empty() {
+        bail!(
+            "the results were measured and printed above, but {}",
+            write_errors.join("; ")
+        );
     }
     Ok(())
+}
+
+/// Gives SIGINT/SIGTERM their default action back when the run is over.
+struct SignalGuard;
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        stop::uninstall();
+    }
 }
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
@@ -531,6 +607,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         percentiles,
         ramp_up,
     };
+    check_outputs(args, &info)?;
     Ok(Setup {
         info,
         target,
@@ -538,6 +615,68 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
         tokenizer,
         slos,
     })
+}
+
+/// Every file the run will write must be writable before anything is sent: its directory is
+/// created if missing (as vLLM does for `--result-dir`) and tested with a temporary file, and
+/// an existing file (appended to) must open for appending.
+fn check_outputs(args: &BenchArgs, info: &RunInfo) -> anyhow::Result<()> {
+    let mut outputs: Vec<(std::path::PathBuf, &str)> = Vec::new();
+    if args.save_result || args.append_result {
+        let flag = if args.result_dir.is_some() {
+            "--result-dir"
+        } else {
+            "--result-filename"
+        };
+        let path = result_json::file_name(
+            info,
+            args.result_filename.as_deref(),
+            args.result_dir.as_deref(),
+            "date",
+        );
+        outputs.push((path, flag));
+    }
+    if let Some(p) = &args.output_file {
+        outputs.push((p.into(), "--output-file"));
+    }
+    if let Some(p) = &args.html_report {
+        outputs.push((p.into(), "--html-report"));
+    }
+    for (path, flag) in outputs {
+        check_writable(&path, flag)?;
+    }
+    Ok(())
+}
+
+fn check_writable(path: &std::path::Path, flag: &str) -> anyhow::Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d,
+        None => std::path::Path::new("."),
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{flag}: cannot create the directory {}", dir.display()))?;
+    let probe = dir.join(format!(".servebench-write-test-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .with_context(|| {
+            format!(
+                "{flag}: the directory {} is not writable; the results could not be saved",
+                dir.display()
+            )
+        })?;
+    if path.is_dir() {
+        bail!("{flag}: {} is a directory, not a file", path.display());
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("{flag}: cannot write to {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// How many requests to plan: `--num-prompts`, or with `--duration` and a fixed finite rate
@@ -601,9 +740,65 @@ fn spec_counters(target: &Target) -> Option<report::spec_decode::SpecCounters> {
     report::spec_decode::parse_counters(&text)
 }
 
+/// What the ready check's messages name.
+struct ReadyProbe {
+    url: String,
+    host_port: String,
+    model: String,
+}
+
+/// What a failed test request means: the server may still be starting (retry), or retrying
+/// cannot help (fail at once).
+#[derive(Debug, PartialEq)]
+enum NotReady {
+    Retry(String),
+    Fatal(String),
+}
+
+/// Classify the test request's error text (the engine's: "cannot connect to ...", "HTTP 404
+/// Not Found: body", ...).
+fn not_ready(error: &str, p: &ReadyProbe) -> NotReady {
+    let status = error
+        .strip_prefix("HTTP ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok());
+    let lower = error.to_ascii_lowercase();
+    match status {
+        // vLLM: "The model `x` does not exist." (404); a missing route names no model.
+        Some(404) if !p.model.is_empty() && error.contains(p.model.as_str()) => {
+            NotReady::Fatal(format!(
+                "the server at {} does not serve the model '{}' ({}); check --model / \
+             --served-model-name against its /v1/models",
+                p.url, p.model, error
+            ))
+        }
+        Some(404) => NotReady::Fatal(format!(
+            "{} answered 404 Not Found: wrong --endpoint or --base-url for --backend? ({error})",
+            p.url
+        )),
+        Some(code @ (401 | 403)) => NotReady::Fatal(format!(
+            "{} answered HTTP {code}: the server wants credentials; check --header / \
+             OPENAI_API_KEY ({error})",
+            p.url
+        )),
+        _ if lower.contains("connection refused") || error.contains("(os error 111)") => {
+            NotReady::Retry(format!(
+                "connection refused at {} — is the server running?",
+                p.host_port
+            ))
+        }
+        _ => NotReady::Retry(error.to_string()),
+    }
+}
+
 /// vLLM's ready check: the first planned request, sent alone every 5 s until it succeeds or
-/// `timeout_s` has passed.
-fn ready_check(plan: &plan::Plan, target: &Target, timeout_s: u64) -> anyhow::Result<()> {
+/// `timeout_s` has passed. Errors that waiting cannot fix (404, 401/403) fail at once.
+fn ready_check(
+    plan: &plan::Plan,
+    target: &Target,
+    probe_info: &ReadyProbe,
+    timeout_s: u64,
+) -> anyhow::Result<()> {
     let probe = Arc::new(plan::Plan {
         api: plan.api,
         streamed: plan.streamed,
@@ -635,6 +830,10 @@ fn ready_check(plan: &plan::Plan, target: &Target, timeout_s: u64) -> anyhow::Re
                 .clone()
                 .unwrap_or_else(|| "unknown error".into()),
             Err(e) => format!("{e:#}"),
+        };
+        let why = match not_ready(&why, probe_info) {
+            NotReady::Fatal(msg) => bail!("{msg}"),
+            NotReady::Retry(msg) => msg,
         };
         if Instant::now() + std::time::Duration::from_secs(5) > deadline {
             bail!(
@@ -795,6 +994,47 @@ mod tests {
             (m["top_k"].as_i64(), m["temperature"].as_f64()),
             (Some(9), Some(0.7))
         );
+    }
+
+    #[test]
+    fn ready_check_failures_retry_only_what_waiting_can_fix() {
+        let p = ReadyProbe {
+            url: "http://h:1/v1/completions".into(),
+            host_port: "h:1".into(),
+            model: "m".into(),
+        };
+        let refused = not_ready(
+            "cannot connect to 1.2.3.4:1: Connection refused (os error 111)",
+            &p,
+        );
+        assert_eq!(
+            refused,
+            NotReady::Retry("connection refused at h:1 — is the server running?".into())
+        );
+        let NotReady::Fatal(m) = not_ready(
+            r#"HTTP 404 Not Found: {"error": {"message": "The model `m` does not exist."}}"#,
+            &p,
+        ) else {
+            panic!("404 must fail at once")
+        };
+        assert!(m.contains("does not serve the model 'm'"), "{m}");
+        let NotReady::Fatal(m) = not_ready("HTTP 404 Not Found: no such route", &p) else {
+            panic!("404 must fail at once")
+        };
+        assert!(
+            m.contains("http://h:1/v1/completions") && m.contains("--endpoint"),
+            "{m}"
+        );
+        for code in ["401 Unauthorized", "403 Forbidden"] {
+            let NotReady::Fatal(m) = not_ready(&format!("HTTP {code}: denied"), &p) else {
+                panic!("{code} must fail at once")
+            };
+            assert!(m.contains("OPENAI_API_KEY"), "{m}");
+        }
+        assert!(matches!(
+            not_ready("HTTP 503 Service Unavailable: loading", &p),
+            NotReady::Retry(_)
+        ));
     }
 
     #[test]

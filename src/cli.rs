@@ -299,6 +299,22 @@ pub struct BenchArgs {
     /// request as a timeout (counted from its start until the first byte). 0: no limit.
     #[arg(long, value_name = "SECS", default_value_t = 300.0, value_parser = timeout_secs)]
     pub stall_timeout: f64,
+
+    // --- stopping a run (issue 6, part C) --------------------------------------------------
+    /// After the first SIGINT/SIGTERM no new request is sent; the requests in flight get this
+    /// many seconds to finish before they are aborted (a second signal aborts at once). The
+    /// results so far are reported and saved, marked partial.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_grace)]
+    pub shutdown_grace: f64,
+}
+
+fn parse_grace(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds from 0 to 1000000"
+        )),
+    }
 }
 
 /// A timeout in seconds: finite, not negative, at most a year (0 disables it).

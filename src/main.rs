@@ -17,4 +17,9 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+    // A run stopped by SIGINT/SIGTERM has reported and saved what it measured; its exit
+    // status still says how it ended (130 / 143, as the shell reports a killed process).
+    if let Some(code) = servebench::engine::stop::exit_code() {
+        std::process::exit(code);
+    }
 }

@@ -16,7 +16,9 @@ pub mod limits;
 pub mod placement;
 pub mod progress;
 pub mod shard;
+pub mod stop;
 pub mod target;
+pub mod uring_check;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -130,6 +132,8 @@ pub struct Counter {
     pub failed: AtomicU64,
     /// Output-carrying events of finished successful requests.
     pub events: AtomicU64,
+    /// Timed requests that ended (sent ones only, unlike `done`): what a stop waits for.
+    pub ended: AtomicU64,
 }
 
 impl Counter {
@@ -150,6 +154,7 @@ impl Counter {
     #[inline]
     pub fn outcome(&self, r: &RequestRecord) {
         use std::sync::atomic::Ordering::Relaxed;
+        self.ended.fetch_add(1, Relaxed);
         if r.success {
             self.events.fetch_add(1 + r.itl_ns.len() as u64, Relaxed);
         } else {
@@ -363,6 +368,8 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         let t = std::thread::Builder::new()
             .name(format!("servebench-shard-{index}"))
             .spawn(move || {
+                // A stop signal is the main thread's to handle; the shards poll its state.
+                stop::block_in_this_thread();
                 if io_engine == IoEngine::Uring {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                         eprintln!(
@@ -400,6 +407,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             return Err(e);
         }
     };
+    let watcher = stop::Watcher::spawn(progress.clone());
     if cfg.show_progress {
         progress::show(&progress, plan.requests.len() as u64, &threads);
     }
@@ -422,6 +430,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         shard_cpu_ns += out.cpu_ns;
         keepalive_retries += out.keepalive_retries;
     }
+    drop(watcher);
     Ok(RunOutput {
         records,
         metrics,

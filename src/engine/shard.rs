@@ -12,14 +12,17 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
+
+use futures_lite::future;
 
 use glommio::task::JoinHandle;
 
 use super::exchange::{exchange, Conn};
-use super::{ShardOutput, ShardSpec, Start};
+use super::{stop, ShardOutput, ShardSpec, Start};
 use crate::plan::Plan;
-use crate::record::{Metrics, RequestRecord};
+use crate::record::{FailureKind, Metrics, RequestRecord};
 
 struct Shard {
     plan: Arc<Plan>,
@@ -41,6 +44,64 @@ struct Shard {
     keepalive_retries: Cell<u64>,
     handles: RefCell<Vec<JoinHandle<()>>>,
     spec: Arc<ShardSpec>,
+    bell: Rc<Bell>,
+}
+
+/// The stop state as this shard's workers see it, rung by one watcher task per shard, so a
+/// worker asleep on an arrival or a response wakes at once without a timer of its own.
+#[derive(Default)]
+struct Bell {
+    /// 0: running, [`STOPPING`]: send nothing new, [`ABORTING`]: abort what is in flight.
+    level: Cell<u8>,
+    /// One waker per worker (a worker waits on one thing at a time).
+    wakers: RefCell<Vec<Option<Waker>>>,
+    closed: Cell<bool>,
+}
+
+const STOPPING: u8 = 1;
+const ABORTING: u8 = 2;
+
+impl Bell {
+    /// Ready once the stop state reaches `level`.
+    async fn reached(&self, worker: usize, level: u8) {
+        future::poll_fn(|cx| {
+            if self.level.get() >= level {
+                return Poll::Ready(());
+            }
+            let mut wakers = self.wakers.borrow_mut();
+            if wakers.len() <= worker {
+                wakers.resize_with(worker + 1, || None);
+            }
+            match &wakers[worker] {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => wakers[worker] = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Follow the process-wide stop state until the shard ends.
+    async fn follow(self: Rc<Self>) {
+        while !self.closed.get() {
+            glommio::timer::sleep(stop::POLL).await;
+            let level = if stop::aborted() {
+                ABORTING
+            } else if stop::requested() {
+                STOPPING
+            } else {
+                0
+            };
+            if level > self.level.get() {
+                self.level.set(level);
+                for w in self.wakers.borrow_mut().iter_mut() {
+                    if let Some(w) = w.take() {
+                        w.wake();
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The whole life of a shard, run inside its executor.
@@ -88,7 +149,9 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
         keepalive_retries: Cell::new(0),
         handles: RefCell::new(Vec::new()),
         spec,
+        bell: Rc::new(Bell::default()),
     });
+    glommio::spawn_local(shard.bell.clone().follow()).detach();
     for conn in conns {
         spawn_worker(&shard, conn);
     }
@@ -102,6 +165,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
             None => break,
         }
     }
+    shard.bell.closed.set(true);
 
     let shard = Rc::try_unwrap(shard).ok().expect("all workers have ended");
     let records = shard.records.into_inner();
@@ -116,15 +180,20 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
 }
 
 fn spawn_worker(shard: &Rc<Shard>, conn: Conn) {
-    shard.workers.set(shard.workers.get() + 1);
-    let h = glommio::spawn_local(worker(shard.clone(), conn)).detach();
+    let id = shard.workers.get();
+    shard.workers.set(id + 1);
+    let h = glommio::spawn_local(worker(shard.clone(), conn, id)).detach();
     shard.handles.borrow_mut().push(h);
 }
 
-async fn worker(shard: Rc<Shard>, mut conn: Conn) {
+async fn worker(shard: Rc<Shard>, mut conn: Conn, id: usize) {
     // The bytes of later conversation turns, rebuilt for each.
     let mut live_wire = Vec::new();
     loop {
+        if stop::requested() {
+            drop_untaken(&shard);
+            break;
+        }
         let n = shard.next.get();
         if n >= shard.firsts.len() {
             break;
@@ -143,8 +212,23 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
         let now = Instant::now();
         if due > now {
             shard.waiting.set(shard.waiting.get() + 1);
-            glommio::timer::sleep(due - now).await;
+            let stopped = future::or(
+                async {
+                    glommio::timer::sleep(due - now).await;
+                    false
+                },
+                async {
+                    shard.bell.reached(id, STOPPING).await;
+                    true
+                },
+            )
+            .await;
             shard.waiting.set(shard.waiting.get() - 1);
+            // The bell rings within 100 ms of a signal; the flag itself is exact.
+            if stopped || stop::requested() {
+                skip_turns(&shard, k);
+                continue;
+            }
         }
 
         let grow = shard.waiting.get() == 0
@@ -171,7 +255,26 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
             };
             let mut rec = std::mem::take(&mut shard.records.borrow_mut()[k]);
             shard.spec.progress[shard.spec.index].started();
-            exchange(&mut conn, wire, &mut rec, shard.t0).await;
+            let aborted = future::or(
+                async {
+                    exchange(&mut conn, wire, &mut rec, shard.t0).await;
+                    false
+                },
+                async {
+                    shard.bell.reached(id, ABORTING).await;
+                    true
+                },
+            )
+            .await;
+            if aborted {
+                rec.success = false;
+                rec.error = Some(stop::abort_message(stop::abort_cause()).into());
+                rec.failure = Some(FailureKind::Aborted);
+                // The dropped exchange left the connection mid-response: close it.
+                let opened = conn.opened;
+                conn = Conn::new(shard.spec.addr, shard.plan.wire(), shard.spec.timeouts);
+                conn.opened = opened;
+            }
             shard.spec.progress[shard.spec.index].outcome(&rec);
 
             let done_ns = shard.elapsed_ns();
@@ -193,7 +296,7 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
                 break;
             }
             k += 1;
-            if shard.spec.deadline_ns.is_some_and(|d| done_ns >= d) {
+            if shard.spec.deadline_ns.is_some_and(|d| done_ns >= d) || stop::requested() {
                 skip_turns(&shard, k);
                 break;
             }
@@ -225,7 +328,17 @@ fn drop_unsent(shard: &Shard, k: usize) {
     shard.spec.progress[shard.spec.index].done((len - k) as u64);
 }
 
-/// `--duration` is over: turn `k` and the later turns of its conversation are never sent.
+/// A stop signal: every request no worker has taken (and its later turns) is never sent.
+fn drop_untaken(shard: &Shard) {
+    let n = shard.next.get().min(shard.firsts.len());
+    shard.next.set(shard.firsts.len());
+    for &k in &shard.firsts[n..] {
+        skip_turns(shard, k);
+    }
+}
+
+/// `--duration` is over (or a stop signal came): turn `k` and the later turns of its
+/// conversation are never sent.
 fn skip_turns(shard: &Shard, mut k: usize) {
     let mut records = shard.records.borrow_mut();
     loop {

@@ -649,9 +649,7 @@ pub fn write(path: &Path, html: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
-    let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, html)
-        .and_then(|_| std::fs::rename(&tmp, path))
+    super::result_json::write_atomically(path, html.as_bytes())
         .with_context(|| format!("cannot write the HTML report {}", path.display()))
 }
 

@@ -220,7 +220,8 @@ pub fn to_python_json(v: &Value) -> String {
 }
 
 /// Write (or with `append`, add a line to) the result file. A new file is written to a
-/// temporary name and renamed, so a crash never leaves half a result behind.
+/// temporary name in the same directory and renamed, so a crash or a full disk never leaves
+/// half a result behind; an appended line goes out in one write.
 pub fn write(path: &Path, v: &Value, append: bool) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -231,19 +232,37 @@ pub fn write(path: &Path, v: &Value, append: bool) -> io::Result<()> {
             .create(true)
             .append(true)
             .open(path)?;
+        let mut line = Vec::with_capacity(text.len() + 1);
         if f.metadata()?.len() != 0 {
-            f.write_all(b"\n")?;
+            line.push(b'\n');
         }
-        f.write_all(text.as_bytes())?;
+        line.extend_from_slice(text.as_bytes());
+        f.write_all(&line)?;
         return f.sync_all();
     }
-    let tmp = path.with_extension("json.tmp");
-    {
+    write_atomically(path, text.as_bytes())
+}
+
+/// Write `bytes` to a temporary file beside `path`, then rename it into place; the temporary
+/// file is removed if anything fails.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    written
 }
 
 struct PythonFormatter;
@@ -308,6 +327,35 @@ impl serde_json::ser::Formatter for PythonFormatter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("servebench-rj-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("r.json");
+        write(&path, &json!({"a": 1}), false).unwrap();
+        write(&path, &json!({"a": 2}), false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), r#"{"a": 2}"#);
+        write(&path, &json!({"b": 3}), true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\": 2}\n{\"b\": 3}"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["r.json"]);
+        // A rename onto a directory fails: the temporary file goes with it.
+        std::fs::create_dir_all(dir.join("d.json")).unwrap();
+        assert!(write(&dir.join("d.json"), &json!({}), false).is_err());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn python_style_output() {

@@ -24,7 +24,7 @@ use super::ring::{Io, BGID};
 use crate::engine::exchange::{
     connect_error, malformed, read_error, reset, send_error, Fail, CLOSED_BEFORE_RESPONSE,
 };
-use crate::engine::{Counter, Timeouts};
+use crate::engine::{stop, Counter, Timeouts};
 use crate::plan::Plan;
 use crate::proto::Progress;
 use crate::record::{FailureKind, Metrics, RequestRecord};
@@ -184,6 +184,7 @@ impl Driver {
     /// Run every request of `ph` to its end.
     pub(super) fn run(&mut self, ph: &mut Phase) {
         loop {
+            self.check_stop(ph);
             self.dispatch(ph);
             if ph.is_finished() {
                 return;
@@ -198,6 +199,8 @@ impl Driver {
                 let left = at.saturating_duration_since(Instant::now());
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            // Bounded, so a stop signal is seen soon even when nothing happens.
+            let timeout = Some(timeout.map_or(stop::POLL, |t| t.min(stop::POLL)));
             if let Err(e) = self.io.wait(timeout, self.spin) {
                 self.abort(ph, &format!("io_uring failed: {e}"));
                 return;
@@ -703,12 +706,12 @@ impl Driver {
             return;
         }
         let elapsed = ns_between(ph.t0, now);
-        if ph
+        let over = ph
             .timed
             .as_ref()
             .and_then(|t| t.deadline_ns)
-            .is_some_and(|d| elapsed >= d)
-        {
+            .is_some_and(|d| elapsed >= d);
+        if over || stop::requested() {
             ph.active -= 1;
             self.skip_from(ph, k + 1, None, now);
             return;
@@ -770,6 +773,30 @@ impl Driver {
             let k = ph.firsts[ph.next];
             ph.next += 1;
             self.skip_from(ph, k, why, now);
+        }
+    }
+
+    /// After a stop signal nothing new starts (what waits ends not sent, as after
+    /// `--duration`); once the stop turns into an abort, the requests in flight end failed.
+    fn check_stop(&mut self, ph: &mut Phase) {
+        if !stop::requested() {
+            return;
+        }
+        self.skip_waiting(ph, None);
+        if stop::aborted() {
+            self.abort_in_flight(ph);
+        }
+    }
+
+    /// End every request in flight as aborted. `end` closes each connection, and a live
+    /// buffer a send may still read is never reused; `finish` waits for the kernel.
+    fn abort_in_flight(&mut self, ph: &mut Phase) {
+        let now = Instant::now();
+        let why = stop::abort_message(stop::abort_cause());
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].job.is_some() {
+                self.end(ph, slot, Err(Fail::new(FailureKind::Aborted, why)), now);
+            }
         }
     }
 
