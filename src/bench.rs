@@ -165,7 +165,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     let _signals = SignalGuard;
+    let resources_before = crate::procstat::Resources::now();
     let run = engine::run(plan.clone(), &cfg);
+    let resources_after = crate::procstat::Resources::now();
     if profiling {
         println!("Stopping profiler...");
         if let Err(e) = control::post(&target, "/stop_profile", "{}") {
@@ -368,6 +370,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cpu_us / out.records.len().max(1) as f64,
         cpu_us / events.max(1) as f64,
     );
+    eprintln!(
+        "{}",
+        crate::procstat::render(&resources_before, &resources_after)
+    );
 
     // The report above is printed whatever happens to the files: a write error (a full disk)
     // is reported for each file, after the others have been tried.
@@ -415,6 +421,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             obj.insert("per_turn".into(), report::turns::to_json(per_turn));
         }
         obj.insert("keepalive_retries".into(), out.keepalive_retries.into());
+        obj.insert(
+            "client_resources".into(),
+            crate::procstat::to_json(&resources_before, &resources_after),
+        );
         if let Some(sig) = stopped {
             obj.insert("partial".into(), Value::Bool(true));
             obj.insert("stopped_by".into(), Value::from(sig.name()));

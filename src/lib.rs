@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod mock;
 pub mod plan;
+pub mod procstat;
 pub mod proto;
 pub mod record;
 pub mod report;
