@@ -288,6 +288,15 @@ pub struct BenchArgs {
     /// SGLang's `tag`, written into the `--output-file` line.
     #[arg(long)]
     pub tag: Option<String>,
+
+    // TLS (issue 6)
+    /// PEM file with the CA certificate(s) to trust for an https:// --base-url, instead of
+    /// the system's roots (as curl's --cacert).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Do not verify the https:// server's certificate (a warning says so).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

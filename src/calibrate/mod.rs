@@ -276,6 +276,7 @@ impl Step {
             busy_poll: Duration::from_micros(args.busy_poll_us),
             io_engine: args.io_engine,
             duration: None,
+            tls: None,
         };
 
         let rss = RssSampler::start(mock_cpus);

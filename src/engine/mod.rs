@@ -17,6 +17,7 @@ pub mod placement;
 pub mod progress;
 pub mod shard;
 pub mod target;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -43,6 +44,9 @@ pub struct EngineConfig {
     pub io_engine: IoEngine,
     /// `--duration`: stop starting requests this long after `t0`.
     pub duration: Option<Duration>,
+    /// TLS (issue 6): `https://` targets. Their shards run on the glommio engine, whatever
+    /// `io_engine` says (the direct engine speaks plain TCP only).
+    pub tls: Option<tls::TlsTarget>,
 }
 
 /// The shard implementation: glommio's executor with one task per slot, or the direct engine
@@ -119,6 +123,8 @@ pub struct ShardSpec {
     pub progress: Arc<Vec<Counter>>,
     /// Requests not started this many ns after `t0` are never sent (`--duration`).
     pub deadline_ns: Option<u64>,
+    /// TLS (issue 6): wrap every connection in TLS.
+    pub tls: Option<tls::TlsTarget>,
 }
 
 impl ShardSpec {
@@ -301,10 +307,14 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             num_warmups: cfg.num_warmups,
             progress: progress.clone(),
             deadline_ns: cfg.duration.map(|d| d.as_nanos() as u64),
+            tls: cfg.tls.clone(),
         });
         let start = start.clone();
         let busy_poll = cfg.busy_poll;
-        let io_engine = cfg.io_engine;
+        let io_engine = match cfg.tls {
+            Some(_) => IoEngine::Glommio,
+            None => cfg.io_engine,
+        };
         let t = std::thread::Builder::new()
             .name(format!("servebench-shard-{index}"))
             .spawn(move || {

@@ -50,7 +50,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     let (max_workers, initial) = spec.pool_size(spec.starts(&mine));
 
     let mut conns: Vec<Conn> = (0..initial)
-        .map(|_| Conn::new(spec.addr, plan.wire()))
+        .map(|_| Conn::with_tls(spec.addr, plan.wire(), spec.tls.clone()))
         .collect();
     for c in conns.iter_mut() {
         c.preconnect().await;
@@ -145,7 +145,8 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn) {
             && shard.workers.get() < shard.max_workers;
         if grow {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
-            spawn_worker(&shard, Conn::new(shard.spec.addr, shard.plan.wire()));
+            let conn = Conn::with_tls(shard.spec.addr, shard.plan.wire(), shard.spec.tls.clone());
+            spawn_worker(&shard, conn);
         }
         loop {
             let req = &shard.plan.requests[shard.mine[k]];

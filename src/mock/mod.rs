@@ -23,6 +23,7 @@ mod formats;
 mod http;
 mod shard;
 mod signals;
+mod tls;
 mod truth;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -116,6 +117,14 @@ pub struct MockArgs {
     /// (both answered with the mock's tokenizer), or none for no such routes (404).
     #[arg(long, value_enum, default_value_t = control::TokenizeDialect::Vllm)]
     pub tokenize_dialect: control::TokenizeDialect,
+
+    // TLS (issue 6)
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for MockArgs {
@@ -135,6 +144,8 @@ impl Default for MockArgs {
             sglang_tokens_per_chunk: 1,
             spec_decode_tokens: 0,
             tokenize_dialect: control::TokenizeDialect::Vllm,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -149,7 +160,12 @@ pub fn run(args: &MockArgs) -> anyhow::Result<()> {
     let signals = StopSignals::block()?;
     let handle = spawn(args)?;
     eprintln!(
-        "servebench mock listening on http://{} ({} shard{})",
+        "servebench mock listening on {}://{} ({} shard{})",
+        if args.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         handle.addr,
         handle.shards.len(),
         if handle.shards.len() == 1 { "" } else { "s" }
@@ -206,6 +222,11 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
         }
         None => (None, String::new()),
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
     let anchor = MonoAnchor::now();
     raise_rlimits()?;
     let listeners = bind_listeners(&args.host, args.port, cpus.len())?;
@@ -256,6 +277,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             anchor,
             spec: spec.clone(),
             ready: ready_tx.clone(),
+            tls: tls.clone(),
         };
         let alive = ShardAlive::new(&handle.alive);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
