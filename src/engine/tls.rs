@@ -119,15 +119,6 @@ pub fn handshake_error(peer: &str, e: &std::io::Error) -> String {
     format!("TLS handshake with {peer} failed: {e}{hint}")
 }
 
-/// A rustls error (blocking connections) as the same line.
-pub fn handshake_error_rustls(peer: &str, e: &rustls::Error) -> String {
-    let hint = match e {
-        rustls::Error::InvalidCertificate(c) => certificate_hint(c),
-        _ => "",
-    };
-    format!("TLS handshake with {peer} failed: {e}{hint}")
-}
-
 fn certificate_hint(e: &rustls::CertificateError) -> &'static str {
     use rustls::CertificateError as C;
     match e {
@@ -138,6 +129,12 @@ fn certificate_hint(e: &rustls::CertificateError) -> &'static str {
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             " (certificate verification failed: the certificate does not name this host; \
              connect by a name it lists, or pass --insecure to skip verification)"
+        }
+        // webpki's reason travels as text only; a self-signed certificate made with
+        // openssl's defaults (CA:TRUE) is the usual cause.
+        C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+            " (certificate verification failed: the server's certificate is a CA certificate \
+             (basicConstraints CA:TRUE); make it with CA:FALSE, or pass --insecure)"
         }
         _ => " (certificate verification failed; --insecure skips verification)",
     }
@@ -237,6 +234,23 @@ mod tests {
         let line = handshake_error("localhost:443", &e);
         assert!(line.contains("certificate verification failed"), "{line}");
         assert!(line.contains("--ca-cert"), "{line}");
+        // webpki's own reason, as rustls passes it on.
+        #[derive(Debug)]
+        struct CaUsedAsEndEntity;
+        impl std::fmt::Display for CaUsedAsEndEntity {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{self:?}")
+            }
+        }
+        impl std::error::Error for CaUsedAsEndEntity {}
+        let e = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(CaUsedAsEndEntity)),
+        ));
+        let line = handshake_error(
+            "h:1",
+            &std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        );
+        assert!(line.contains("CA:FALSE"), "{line}");
         let plain = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert!(!handshake_error("h:1", &plain).contains("verification"));
     }
