@@ -130,6 +130,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         io_engine: args.io_engine,
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         timeouts: args.timeouts(),
+        tls: target.tls.clone(),
     };
     if args.flush_cache {
         // SGLang's servers flush at /flush_cache, vLLM's reset at /reset_prefix_cache.
@@ -549,7 +550,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
     let metadata = parse_pairs(&args.metadata, "--metadata")?;
     let extra_body = request_extras(args, &backend)?;
 
-    let target = Target::from_flags(args.base_url.as_deref(), &args.host, args.port)?;
+    let target = tls_target(args)?;
     let (model_id, model_name) = match &args.model {
         Some(m) => (m.clone(), args.served_model_name.clone()),
         None => {
@@ -745,6 +746,31 @@ fn sglang_accept_length(info: &Value) -> Option<f64> {
         .as_f64()
 }
 
+/// TLS (issue 6): the target with `--ca-cert` / `--insecure`; for `https://`, the warning,
+/// the engine note and a handshake now, so a certificate problem is one clear error before
+/// anything else is sent.
+fn tls_target(args: &BenchArgs) -> anyhow::Result<Target> {
+    let opts = engine::tls::TlsOptions {
+        ca_cert: args.ca_cert.clone(),
+        insecure: args.insecure,
+    };
+    let target = Target::from_flags_with(args.base_url.as_deref(), &args.host, args.port, &opts)?;
+    if target.tls.is_none() {
+        if args.ca_cert.is_some() || args.insecure {
+            eprintln!("WARNING: --ca-cert and --insecure apply to https:// targets only");
+        }
+        return Ok(target);
+    }
+    if args.insecure {
+        eprintln!("{}", engine::tls::INSECURE_WARNING);
+    }
+    if args.io_engine == engine::IoEngine::Uring {
+        eprintln!("https: the shards run on the glommio engine (the io_uring engine speaks plain TCP only)");
+    }
+    control::check_tls(&target)?;
+    Ok(target)
+}
+
 fn spec_counters(target: &Target) -> Option<report::spec_decode::SpecCounters> {
     let text = control::get_text(target, "/metrics").ok()?;
     report::spec_decode::parse_counters(&text)
@@ -827,6 +853,7 @@ fn ready_check(
         io_engine: Default::default(),
         duration: None,
         timeouts: Default::default(),
+        tls: target.tls.clone(),
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
     loop {

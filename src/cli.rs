@@ -306,6 +306,15 @@ pub struct BenchArgs {
     /// results so far are reported and saved, marked partial.
     #[arg(long, default_value_t = 30.0, value_parser = parse_grace)]
     pub shutdown_grace: f64,
+
+    // TLS (issue 6)
+    /// PEM file with the CA certificate(s) to trust for an https:// --base-url, instead of
+    /// the system's roots (as curl's --cacert).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Do not verify the https:// server's certificate (a warning says so).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 fn parse_grace(s: &str) -> Result<f64, String> {

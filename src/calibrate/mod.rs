@@ -277,6 +277,7 @@ impl Step {
             io_engine: args.io_engine,
             duration: None,
             timeouts: Default::default(),
+            tls: None,
         };
 
         let rss = RssSampler::start(mock_cpus);

@@ -2,7 +2,8 @@
 //! sockets): e.g. `GET /v1/models` to find the model when `--model` is absent.
 //!
 //! They speak HTTP/1.0 with `Connection: close`, so the body is never chunked and ends at EOF
-//! or at Content-Length: nothing here needs the streaming parser.
+//! or at Content-Length: nothing here needs the streaming parser. An `https://` target gets
+//! the same requests inside blocking rustls.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,6 +13,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::target::Target;
+use super::tls::handshake_error;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BODY: usize = 16 << 20;
@@ -51,10 +53,7 @@ fn request(
     path: &str,
     body: Option<&[u8]>,
 ) -> anyhow::Result<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&target.addr, TIMEOUT)
-        .with_context(|| format!("cannot connect to {}; is the server running?", target.addr))?;
-    s.set_read_timeout(Some(TIMEOUT))?;
-    s.set_write_timeout(Some(TIMEOUT))?;
+    let mut s = open(target)?;
     let mut req = format!(
         "{method} {path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
         target.host_header
@@ -75,8 +74,7 @@ fn request(
     if let Some(body) = body {
         s.write_all(body)?;
     }
-    let mut buf = Vec::new();
-    s.take(MAX_BODY as u64 + 64 * 1024).read_to_end(&mut buf)?;
+    let buf = read_to_close(&mut s, MAX_BODY + 64 * 1024)?;
 
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
@@ -109,6 +107,77 @@ fn request(
         );
     }
     Ok(body.to_vec())
+}
+
+/// Something to send a request on and read its reply from: a TCP socket or TLS over one.
+trait Channel: Read + Write {}
+impl<T: Read + Write> Channel for T {}
+
+/// Connect (and for `https://` finish the TLS handshake, so that a certificate problem is
+/// reported as such rather than as a failed write).
+fn open(target: &Target) -> anyhow::Result<Box<dyn Channel>> {
+    let s = connect(target)?;
+    match target.tls {
+        None => Ok(Box::new(s)),
+        Some(_) => Ok(Box::new(handshake(target, s)?)),
+    }
+}
+
+fn connect(target: &Target) -> anyhow::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&target.addr, TIMEOUT)
+        .with_context(|| format!("cannot connect to {}; is the server running?", target.addr))?;
+    s.set_read_timeout(Some(TIMEOUT))?;
+    s.set_write_timeout(Some(TIMEOUT))?;
+    Ok(s)
+}
+
+type TlsChannel = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// The TLS handshake on `s`; the error is one line naming the peer and the problem.
+fn handshake(target: &Target, s: TcpStream) -> anyhow::Result<TlsChannel> {
+    let Some(tls) = &target.tls else {
+        bail!("{} is not an https:// target", target.base_url);
+    };
+    let conn = rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+        .context("cannot start a TLS session")?;
+    let mut s = rustls::StreamOwned::new(conn, s);
+    while s.conn.is_handshaking() {
+        if let Err(e) = s.conn.complete_io(&mut s.sock) {
+            let peer = format!("{} at {}", tls.server_name.to_str(), target.addr);
+            bail!("{}", handshake_error(&peer, &e));
+        }
+    }
+    Ok(s)
+}
+
+/// Everything until the server closes (at most `limit` bytes). A TLS peer that closes without
+/// close_notify ends the reply too: the HTTP framing is checked by the caller.
+fn read_to_close(s: &mut dyn Channel, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while buf.len() < limit {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n.min(limit - buf.len())]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf)
+}
+
+/// Before the run, for `https://` targets: a handshake that fails because of the
+/// certificate (or any other TLS reason) is one clear error now, rather than every request
+/// failing. A server that cannot be reached yet is left to the ready check.
+pub fn check_tls(target: &Target) -> anyhow::Result<()> {
+    if target.tls.is_none() {
+        return Ok(());
+    }
+    match connect(target) {
+        Ok(s) => handshake(target, s).map(drop),
+        Err(_) => Ok(()),
+    }
 }
 
 /// vLLM's model discovery: the first entry of `/v1/models`, as (id, root).

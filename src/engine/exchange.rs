@@ -9,6 +9,7 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use super::tls::{handshake_error, TlsTarget};
 use super::Timeouts;
 use crate::backend::{Api, Wire};
 use crate::proto::ProtoError;
@@ -29,7 +30,8 @@ const ERROR_BODY_KEEP: usize = 1024;
 pub struct Conn {
     addr: SocketAddr,
     wire: Wire,
-    stream: Option<TcpStream>,
+    tls: Option<TlsTarget>,
+    stream: Option<Stream>,
     buf: Box<[u8]>,
     parser: ResponseParser,
     timeouts: Timeouts,
@@ -39,11 +41,54 @@ pub struct Conn {
     pub retries: u32,
 }
 
+/// The socket, in clear or inside TLS (a separate variant, so the plain path is the plain
+/// socket's own read and write).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => {
+                // rustls may keep encrypted records back until flushed.
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => match s.read(buf).await {
+                // Servers often close without TLS's close_notify; for HTTP/1.1, whose
+                // framing says where a response ends, that is an ordinary end of stream.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
 impl Conn {
     pub fn new(addr: SocketAddr, wire: Wire, timeouts: Timeouts) -> Self {
+        Conn::with_tls(addr, wire, timeouts, None)
+    }
+
+    /// A connection to an `https://` target when `tls` is set.
+    pub fn with_tls(
+        addr: SocketAddr,
+        wire: Wire,
+        timeouts: Timeouts,
+        tls: Option<TlsTarget>,
+    ) -> Self {
         Conn {
             addr,
             wire,
+            tls,
             stream: None,
             buf: vec![0; READ_BUF].into_boxed_slice(),
             parser: {
@@ -58,7 +103,7 @@ impl Conn {
     }
 
     /// Open the socket ahead of time (before the clock starts) so the first request does not
-    /// pay for the handshake; a failure here is retried when the request is sent.
+    /// pay for the handshake (TCP and TLS); a failure here is retried when the request is sent.
     pub async fn preconnect(&mut self) {
         if self.stream.is_none() {
             let _ = self.connect().await;
@@ -71,7 +116,23 @@ impl Conn {
             .map_err(|e| Fail::new(FailureKind::Connect, connect_error(self.addr, &e)))?;
         // Requests are written in one go; Nagle would only delay the last segment.
         let _ = s.set_nodelay(true);
-        self.stream = Some(s);
+        let stream = match &self.tls {
+            None => Stream::Plain(s),
+            // The handshake is part of connecting: on a new connection its time is in the
+            // request's, like the TCP handshake's.
+            Some(tls) => {
+                let connector = futures_rustls::TlsConnector::from(tls.config.clone());
+                let s = connector
+                    .connect(tls.server_name.clone(), s)
+                    .await
+                    .map_err(|e| {
+                        let peer = format!("{} at {}", tls.server_name.to_str(), self.addr);
+                        Fail::new(FailureKind::Connect, handshake_error(&peer, &e))
+                    })?;
+                Stream::Tls(Box::new(s))
+            }
+        };
+        self.stream = Some(stream);
         self.opened += 1;
         Ok(())
     }

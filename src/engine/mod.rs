@@ -18,6 +18,7 @@ pub mod progress;
 pub mod shard;
 pub mod stop;
 pub mod target;
+pub mod tls;
 pub mod uring_check;
 
 use std::net::SocketAddr;
@@ -47,6 +48,9 @@ pub struct EngineConfig {
     pub duration: Option<Duration>,
     /// `--request-timeout` and `--stall-timeout`.
     pub timeouts: Timeouts,
+    /// TLS (issue 6): `https://` targets. Their shards run on the glommio engine, whatever
+    /// `io_engine` says (the direct engine speaks plain TCP only).
+    pub tls: Option<tls::TlsTarget>,
 }
 
 /// Per-request time limits; a request past either fails as [`FailureKind::Timeout`].
@@ -176,6 +180,8 @@ pub struct ShardSpec {
     /// Requests not started this many ns after `t0` are never sent (`--duration`).
     pub deadline_ns: Option<u64>,
     pub timeouts: Timeouts,
+    /// TLS (issue 6): wrap every connection in TLS.
+    pub tls: Option<tls::TlsTarget>,
 }
 
 impl ShardSpec {
@@ -361,10 +367,14 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
             progress: progress.clone(),
             deadline_ns: cfg.duration.map(|d| d.as_nanos() as u64),
             timeouts: cfg.timeouts,
+            tls: cfg.tls.clone(),
         });
         let start = start.clone();
         let busy_poll = cfg.busy_poll;
-        let io_engine = cfg.io_engine;
+        let io_engine = match cfg.tls {
+            Some(_) => IoEngine::Glommio,
+            None => cfg.io_engine,
+        };
         let t = std::thread::Builder::new()
             .name(format!("servebench-shard-{index}"))
             .spawn(move || {

@@ -112,7 +112,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     let (max_workers, initial) = spec.pool_size(spec.starts(&mine));
 
     let mut conns: Vec<Conn> = (0..initial)
-        .map(|_| Conn::new(spec.addr, plan.wire(), spec.timeouts))
+        .map(|_| Conn::with_tls(spec.addr, plan.wire(), spec.timeouts, spec.tls.clone()))
         .collect();
     for c in conns.iter_mut() {
         c.preconnect().await;
@@ -236,7 +236,12 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn, id: usize) {
             && shard.workers.get() < shard.max_workers;
         if grow {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
-            let conn = Conn::new(shard.spec.addr, shard.plan.wire(), shard.spec.timeouts);
+            let conn = Conn::with_tls(
+                shard.spec.addr,
+                shard.plan.wire(),
+                shard.spec.timeouts,
+                shard.spec.tls.clone(),
+            );
             spawn_worker(&shard, conn);
         }
         loop {
@@ -272,7 +277,12 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn, id: usize) {
                 rec.failure = Some(FailureKind::Aborted);
                 // The dropped exchange left the connection mid-response: close it.
                 let opened = conn.opened;
-                conn = Conn::new(shard.spec.addr, shard.plan.wire(), shard.spec.timeouts);
+                conn = Conn::with_tls(
+                    shard.spec.addr,
+                    shard.plan.wire(),
+                    shard.spec.timeouts,
+                    shard.spec.tls.clone(),
+                );
                 conn.opened = opened;
             }
             shard.spec.progress[shard.spec.index].outcome(&rec);

@@ -4,12 +4,10 @@
 //! I/O error here is the peer's doing and is not worth a log line.
 
 use std::io;
-use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::Task;
 
 use super::completions::Prompt;
@@ -33,8 +31,12 @@ const REACTOR_YIELD: Duration = Duration::from_micros(20);
 /// close into a reset that destroys the reply in flight.
 const LINGER: Duration = Duration::from_millis(200);
 
-pub(super) async fn serve(stream: TcpStream, shard: Rc<Shard>) {
-    let _ = stream.set_nodelay(true);
+/// Serves one accepted connection: the TCP socket itself, or TLS over it (the caller has
+/// set TCP_NODELAY and done any handshake). Generic, so the plain path is the socket's own.
+pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd>(
+    stream: S,
+    shard: Rc<Shard>,
+) {
     let mut conn = Conn {
         recv: RecvBuf::new(),
         tx: Tx {
@@ -61,14 +63,14 @@ enum After {
     Reset,
 }
 
-struct Conn {
+struct Conn<S> {
     recv: RecvBuf,
-    tx: Tx,
+    tx: Tx<S>,
 }
 
 /// The sending half: the socket and reusable output buffers.
-struct Tx {
-    stream: TcpStream,
+struct Tx<S> {
+    stream: S,
     /// Bytes of the next write.
     out: Vec<u8>,
     /// The current reply's per-request JSON (lent to its [`Reply`]).
@@ -81,7 +83,7 @@ struct Tx {
     after: After,
 }
 
-impl Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Conn<S> {
     /// Serves requests until the client leaves (`Ok(false)`) or the connection is to be
     /// closed by us after a reply (`Ok(true)`).
     async fn run(&mut self, shard: &Shard) -> io::Result<bool> {
@@ -140,7 +142,7 @@ impl Conn {
     }
 }
 
-impl Tx {
+impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
     async fn respond(
         &mut self,
         shard: &Shard,
@@ -625,7 +627,6 @@ impl Tx {
     /// Makes the coming close send RST (SO_LINGER with a zero timeout), as a crashed or
     /// killed server's kernel would.
     fn set_reset_on_close(&self) {
-        use std::os::fd::AsRawFd;
         let linger = libc::linger {
             l_onoff: 1,
             l_linger: 0,
@@ -645,7 +646,8 @@ impl Tx {
     /// Half-closes, then reads and discards what the client still sends (briefly), so the
     /// kernel ends the connection with FIN after our reply rather than RST.
     async fn linger_close(&mut self) {
-        if self.stream.shutdown(Shutdown::Write).await.is_err() {
+        // A TCP socket's close is shutdown(SHUT_WR); TLS sends close_notify first.
+        if self.stream.close().await.is_err() {
             return;
         }
         let mut discard = [0u8; 4096];

@@ -7,7 +7,6 @@ use std::io::Write;
 use std::ops::Range;
 
 use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
 
 use super::formats::Endpoint;
 
@@ -307,7 +306,10 @@ impl RecvBuf {
 
     /// Reads once from `stream`, making room first (compacting, or doubling when full).
     /// Returns 0 at end of stream.
-    pub async fn fill(&mut self, stream: &mut TcpStream) -> std::io::Result<usize> {
+    pub async fn fill<S: futures_lite::AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> std::io::Result<usize> {
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);

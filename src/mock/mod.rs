@@ -24,6 +24,7 @@ mod formats;
 mod http;
 mod shard;
 mod signals;
+mod tls;
 mod truth;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -176,6 +177,14 @@ pub struct MockArgs {
     /// ceil(1/R)); same seed, same schedule.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub fault_seed: u64,
+
+    // TLS (issue 6)
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl MockArgs {
@@ -239,6 +248,8 @@ impl Default for MockArgs {
             fault_invalid_utf8: 0.0,
             fault_rate_all: 0.0,
             fault_seed: 0,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -253,7 +264,12 @@ pub fn run(args: &MockArgs) -> anyhow::Result<()> {
     let signals = StopSignals::block()?;
     let handle = spawn(args)?;
     eprintln!(
-        "servebench mock listening on http://{} ({} shard{})",
+        "servebench mock listening on {}://{} ({} shard{})",
+        if args.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         handle.addr,
         handle.shards.len(),
         if handle.shards.len() == 1 { "" } else { "s" }
@@ -311,6 +327,11 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
         }
         None => (None, String::new()),
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
     let anchor = MonoAnchor::now();
     raise_rlimits()?;
     let listeners = bind_listeners(&args.host, args.port, cpus.len())?;
@@ -362,6 +383,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             spec: spec.clone(),
             faults,
             ready: ready_tx.clone(),
+            tls: tls.clone(),
         };
         let alive = ShardAlive::new(&handle.alive);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))

@@ -42,6 +42,8 @@ pub(super) struct ShardConfig {
     pub faults: Option<super::faults::FaultConfig>,
     /// Told once: listening and warmed up, or why not.
     pub ready: mpsc::Sender<Result<(), String>>,
+    /// TLS (issue 6): serve HTTPS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// State shared by the connections of one shard.
@@ -95,7 +97,9 @@ pub(super) async fn run(config: ShardConfig) {
         spec,
         faults,
         ready,
+        tls,
     } = config;
+    let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     // SAFETY: the descriptor comes from a bound, listening socket this thread now owns alone.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let tokenizer = match tokenizer_json.as_deref().map(load_tokenizer) {
@@ -145,8 +149,18 @@ pub(super) async fn run(config: ShardConfig) {
                 let id = next_conn;
                 next_conn += 1;
                 let (shard, finished) = (shard.clone(), finished.clone());
+                let acceptor = acceptor.clone();
                 let task = glommio::spawn_local(async move {
-                    conn::serve(stream, shard).await;
+                    let _ = stream.set_nodelay(true);
+                    match acceptor {
+                        None => conn::serve(stream, shard).await,
+                        // A client whose handshake fails just goes away, like a reset one.
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                conn::serve(stream, shard).await;
+                            }
+                        }
+                    }
                     finished.borrow_mut().push(id);
                 });
                 live.insert(id, task.detach());
