@@ -650,7 +650,7 @@ pub fn write(path: &Path, html: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
     let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, html)
+    std::fs::write(&tmp, crate::secrets::scrub(html).as_bytes())
         .and_then(|_| std::fs::rename(&tmp, path))
         .with_context(|| format!("cannot write the HTML report {}", path.display()))
 }
