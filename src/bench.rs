@@ -268,7 +268,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if !failed.is_empty() {
         println!("Failed requests during benchmark run detected (capping to 10):");
         for (i, e) in failed.iter().take(10).enumerate() {
-            println!("Error {i}: {e}");
+            println!("Error {i}: {}", crate::secrets::scrub(e));
         }
     }
 
@@ -572,6 +572,7 @@ fn prepare(args: &BenchArgs) -> anyhow::Result<Setup> {
             headers.insert(0, ("Authorization".into(), format!("Bearer {key}")));
         }
     }
+    crate::secrets::register_headers(&headers);
     let request_id_prefix = args
         .request_id_prefix
         .clone()
@@ -731,7 +732,10 @@ fn parse_pairs(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, Stri
             Some((k, v)) if !k.trim().is_empty() => {
                 Ok((k.trim().to_string(), v.trim().to_string()))
             }
-            _ => bail!("{flag} {item}: expected KEY=VALUE"),
+            _ => bail!(
+                "{flag} {}: expected KEY=VALUE",
+                crate::secrets::redact_header_arg(item)
+            ),
         })
         .collect()
 }

@@ -10,12 +10,16 @@ pub mod cli;
 pub mod clock;
 pub mod demo;
 pub mod engine;
+/// The fuzz targets' checks, shared by `fuzz/` and `tests/fuzz_replay.rs`.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mock;
 pub mod plan;
 pub mod procstat;
 pub mod proto;
 pub mod record;
 pub mod report;
+pub mod secrets;
 pub mod stats;
 pub mod tokenizer;
 pub mod workload;

@@ -4,6 +4,8 @@ use servebench::cli::{normalize_args, Cli, Command};
 
 fn main() {
     let cli = Cli::parse_from(normalize_args(std::env::args()));
+    // OPENAI_API_KEY now; `--header` credentials once the run has parsed them.
+    servebench::secrets::register_headers(&[]);
     let result = match cli.command {
         None => servebench::bench::run(&cli.bench),
         Some(Command::Serve(args)) => servebench::bench::run(&args),
@@ -14,7 +16,7 @@ fn main() {
         Some(Command::Compare(args)) => servebench::report::compare::run(&args),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", servebench::secrets::scrub(&format!("{e:#}")));
         std::process::exit(1);
     }
     // A run stopped by SIGINT/SIGTERM has reported and saved what it measured; its exit

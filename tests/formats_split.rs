@@ -2,10 +2,11 @@
 //! response parser whole, split at every byte boundary and one byte at a time: the decoded
 //! events must be the same every way.
 
+use proptest::prelude::*;
 use servebench::backend::Api;
 use servebench::proto::{
-    decode_stream_event, decode_whole_body, unescape_into, Event, Progress, ResponseParser,
-    StreamEvent,
+    decode_completion_event, decode_stream_event, decode_whole_body, unescape_into,
+    CompletionEvent, Event, Progress, ResponseParser, StreamEvent,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -289,4 +290,150 @@ fn whole_replies_of_every_api() {
         .to_string();
     assert!(e.contains("model overloaded"), "{e}");
     assert!(decode_whole_body(Api::Completions, br#"{"choices":[]}"#).is_err());
+}
+
+// --- Property: any generated stream of any backend, cut into any number of pieces ----------
+
+/// Every streamed backend, Completions included.
+const STREAMED: [Api; 6] = [
+    Api::Completions,
+    Api::Chat,
+    Api::Responses,
+    Api::SglangGenerate,
+    Api::Tgi,
+    Api::Triton,
+];
+
+/// Like [`decode`], for every streamed API (Completions has its own decoder).
+fn decode_any(api: Api, event: &[u8], data: &[u8]) -> Seen {
+    if api != Api::Completions {
+        return decode(api, event, data);
+    }
+    match decode_completion_event(data).expect("event decodes") {
+        CompletionEvent::Token { text, .. } => {
+            Seen::Token(text.unescaped().expect("text unescapes").into_owned(), None)
+        }
+        CompletionEvent::Usage(u) => Seen::Usage(u.prompt_tokens, u.completion_tokens),
+        CompletionEvent::Done => Seen::Done,
+        CompletionEvent::Error(m) => Seen::Error(m),
+        CompletionEvent::Other => Seen::Other,
+    }
+}
+
+/// `input` fed in the pieces `cuts` makes; the events decoded as `api`'s.
+fn feed_any(api: Api, input: &[u8], cuts: &[usize]) -> Vec<Seen> {
+    let mut parser = ResponseParser::new();
+    let mut seen = Vec::new();
+    let mut start = 0;
+    for cut in cuts.iter().copied().chain(std::iter::once(input.len())) {
+        let progress = parser
+            .feed(&input[start..cut], &mut |e| {
+                if let Event::Sse(sse) = e {
+                    seen.push(decode_any(api, sse.event, sse.data));
+                }
+            })
+            .expect("response parses");
+        if let Progress::Done { .. } = progress {
+            return seen;
+        }
+        start = cut;
+    }
+    panic!("response did not complete");
+}
+
+/// The stream `api`'s server sends for `tokens` (events end with `eol` twice), and the
+/// events it must decode to.
+fn backend_stream(api: Api, tokens: &[String], eol: &str) -> (String, Vec<Seen>) {
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    let mut body = String::new();
+    let mut want = Vec::new();
+    let mut so_far = String::new();
+    for (i, t) in tokens.iter().enumerate() {
+        so_far.push_str(t);
+        let (event, data, seen) = match api {
+            Api::Completions => (
+                "",
+                format!("{{\"choices\":[{{\"index\":0,\"text\":{},\"finish_reason\":null}}]}}", q(t)),
+                tok(t),
+            ),
+            Api::Chat => (
+                "",
+                format!("{{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{}}}}}]}}", q(t)),
+                tok(t),
+            ),
+            Api::Responses => (
+                "response.output_text.delta",
+                format!("{{\"type\":\"response.output_text.delta\",\"delta\":{}}}", q(t)),
+                tok(t),
+            ),
+            // SGLang repeats the whole text so far, with the running token count.
+            Api::SglangGenerate => (
+                "",
+                format!(
+                    "{{\"text\":{},\"meta_info\":{{\"prompt_tokens\":3,\"completion_tokens\":{}}}}}",
+                    q(&so_far),
+                    i + 1
+                ),
+                Seen::Token(so_far.clone(), Some(i as u64 + 1)),
+            ),
+            Api::Tgi => (
+                "",
+                format!("{{\"token\":{{\"id\":{i},\"text\":{},\"special\":false}}}}", q(t)),
+                tok(t),
+            ),
+            Api::Triton => (
+                "",
+                format!("{{\"model_name\":\"ensemble\",\"text_output\":{}}}", q(t)),
+                tok(t),
+            ),
+            Api::Mii => unreachable!("not streamed"),
+        };
+        if !event.is_empty() {
+            body.push_str(&format!("event: {event}{eol}"));
+        }
+        body.push_str(&format!("data: {data}{eol}{eol}"));
+        want.push(seen);
+    }
+    if matches!(api, Api::Completions | Api::Chat | Api::SglangGenerate) {
+        body.push_str(&format!("data: [DONE]{eol}{eol}"));
+        want.push(Seen::Done);
+    }
+    (body, want)
+}
+
+/// A chunked 200 event-stream reply carrying `body` in chunks of `size` bytes.
+fn chunked_reply(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for c in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Any tokens (any Unicode, quotes, backslashes, control characters), in any backend's
+    /// stream, chunked at any size, read in any number of pieces: the decoded events are the
+    /// tokens, every time.
+    #[test]
+    fn every_backend_decodes_any_split_of_any_stream(
+        api in prop::sample::select(STREAMED.to_vec()),
+        tokens in prop::collection::vec("(?s).{0,12}", 1..12),
+        eol in prop::sample::select(vec!["\n", "\r\n", "\r"]),
+        chunk in 1..200usize,
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+    ) {
+        let (body, want) = backend_stream(api, &tokens, eol);
+        let reply = chunked_reply(body.as_bytes(), chunk);
+        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(reply.len() + 1)).collect();
+        cuts.sort_unstable();
+        prop_assert_eq!(&feed_any(api, &reply, &[]), &want);
+        prop_assert_eq!(&feed_any(api, &reply, &cuts), &want, "cuts {:?}", cuts);
+    }
 }

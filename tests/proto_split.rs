@@ -556,3 +556,111 @@ fn steady_state_allocates_nothing() {
     assert_eq!(again, first);
     assert_eq!(allocated, 0, "allocations while parsing a second response");
 }
+
+// --- Properties of the SSE splitter and the chunked decoder alone, in any number of pieces --
+
+/// `input` cut at the (unsorted) `at` offsets.
+fn cut_into<'a>(input: &'a [u8], at: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+    let mut cuts: Vec<usize> = at.iter().map(|i| i.index(input.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for c in cuts {
+        parts.push(&input[start..c]);
+        start = c;
+    }
+    parts.push(&input[start..]);
+    parts
+}
+
+/// One generated event: its name, its data lines, and whether a comment and an id precede it.
+type GenEvent = (String, Vec<String>, bool, bool);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Generated streams (names, multi-line data, comments, ids, any line ending, a BOM):
+    /// the splitter yields exactly the events written, however the bytes arrive.
+    #[test]
+    fn sse_events_survive_any_pieces(
+        events in prop::collection::vec(
+            ("[a-z.]{0,8}", prop::collection::vec("[^\r\n]{0,20}", 1..4), any::<bool>(), any::<bool>()),
+            0..8,
+        ),
+        eol in prop::sample::select(vec!["\n", "\r\n", "\r"]),
+        bom in any::<bool>(),
+        at in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+    ) {
+        let events: Vec<GenEvent> = events;
+        let mut stream = if bom { "\u{feff}".to_string() } else { String::new() };
+        let mut want = Vec::new();
+        for (name, lines, comment, id) in &events {
+            if *comment {
+                stream.push_str(&format!(": keep-alive{eol}"));
+            }
+            if *id {
+                stream.push_str(&format!("id: 7{eol}"));
+            }
+            if !name.is_empty() {
+                stream.push_str(&format!("event: {name}{eol}"));
+            }
+            for l in lines {
+                stream.push_str(&format!("data: {l}{eol}"));
+            }
+            stream.push_str(eol);
+            want.push((name.as_bytes().to_vec(), lines.join("\n").into_bytes()));
+        }
+        let mut p = SseParser::new();
+        let mut got = Vec::new();
+        for part in cut_into(stream.as_bytes(), &at) {
+            p.feed(part, &mut |e| got.push((e.event.to_vec(), e.data.to_vec()))).unwrap();
+        }
+        prop_assert_eq!(got, want);
+    }
+
+    /// Any body, framed in chunks of any sizes (with extensions and trailers), decodes back
+    /// to the same bytes and ends at the same offset, however the bytes arrive.
+    #[test]
+    fn chunked_bodies_survive_any_pieces(
+        body in prop::collection::vec(any::<u8>(), 0..2000),
+        sizes in prop::collection::vec(1..300usize, 1..20),
+        ext in any::<bool>(),
+        trailer in any::<bool>(),
+        at in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+    ) {
+        let mut wire = Vec::new();
+        let mut rest = &body[..];
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes[i % sizes.len()].min(rest.len());
+            let e = if ext { ";name=\"v\"" } else { "" };
+            wire.extend_from_slice(format!("{n:X}{e}\r\n").as_bytes());
+            wire.extend_from_slice(&rest[..n]);
+            wire.extend_from_slice(b"\r\n");
+            rest = &rest[n..];
+            i += 1;
+        }
+        wire.extend_from_slice(b"0\r\n");
+        if trailer {
+            wire.extend_from_slice(b"X-Checksum: abc\r\n");
+        }
+        wire.extend_from_slice(b"\r\nNEXT");
+        let end = wire.len() - 4;
+        let mut dec = ChunkedDecoder::new();
+        let mut got = Vec::new();
+        let mut offset = 0;
+        let mut done_at = None;
+        for part in cut_into(&wire, &at) {
+            let mut left = part;
+            while let Some(d) = dec.decode(&mut left).unwrap() {
+                got.extend_from_slice(d);
+            }
+            if dec.is_done() && done_at.is_none() {
+                done_at = Some(offset + part.len() - left.len());
+            }
+            offset += part.len();
+        }
+        prop_assert_eq!(got, body);
+        prop_assert_eq!(done_at, Some(end));
+    }
+}

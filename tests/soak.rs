@@ -28,11 +28,22 @@ fn every_fault_at_once_for_thousands_of_requests_balances_and_leaks_nothing() {
     // 13 fault kinds at 2 % each: about a quarter of all requests fail, each kind ~48 times.
     let mock = Mock::start_with(2.0, 0.5, &["--fault-rate-all", "0.26"]);
     let dir = temp_dir("soak");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["--base-url", &mock.url, "--model", "m", "--num-shards", "1"])
-        .args(["--num-prompts", &REQUESTS.to_string(), "--request-rate", "120"])
+        .args([
+            "--num-prompts",
+            &REQUESTS.to_string(),
+            "--request-rate",
+            "120",
+        ])
         .args(["--max-concurrency", "32", "--random-input-len", "32"])
-        .args(["--random-output-len", "16", "--ignore-eos", "--stall-timeout", "1"])
+        .args([
+            "--random-output-len",
+            "16",
+            "--ignore-eos",
+            "--stall-timeout",
+            "1",
+        ])
         .args(["--disable-tqdm", "--save-result", "--save-detailed"])
         .args(["--result-filename", "soak.json", "--result-dir"])
         .arg(&dir)
@@ -66,14 +77,27 @@ fn every_fault_at_once_for_thousands_of_requests_balances_and_leaks_nothing() {
         serde_json::from_slice(&std::fs::read(dir.join("soak.json")).unwrap()).unwrap();
     let completed = result["completed"].as_u64().unwrap();
     let failed = result["failed"].as_u64().unwrap();
-    assert_eq!(completed + failed, REQUESTS, "every planned request ended once");
+    assert_eq!(
+        completed + failed,
+        REQUESTS,
+        "every planned request ended once"
+    );
     let by_category = result["failures_by_category"].as_object().unwrap();
     let counted: u64 = by_category.values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(counted, failed, "each failure under exactly one cause: {by_category:?}");
+    assert_eq!(
+        counted, failed,
+        "each failure under exactly one cause: {by_category:?}"
+    );
     // A quarter of the requests were faulted; some faults (a keep-alive close after a full
     // reply) do not fail a request, so fewer fail, but every cause shows up.
     assert!(failed > REQUESTS / 8, "failed {failed}");
-    for kind in ["timeout", "http_status", "reset", "protocol", "server_error"] {
+    for kind in [
+        "timeout",
+        "http_status",
+        "reset",
+        "protocol",
+        "server_error",
+    ] {
         assert!(
             by_category[kind].as_u64().unwrap() > 0,
             "no {kind} failure in {by_category:?}"
@@ -91,7 +115,11 @@ fn every_fault_at_once_for_thousands_of_requests_balances_and_leaks_nothing() {
     let samples = samples.lock().unwrap();
     assert!(samples.len() >= 40, "too few samples: {}", samples.len());
     let quarter = samples.len() / 4;
-    let early = samples[quarter..2 * quarter].iter().map(|s| s.0).max().unwrap();
+    let early = samples[quarter..2 * quarter]
+        .iter()
+        .map(|s| s.0)
+        .max()
+        .unwrap();
     let late = samples[3 * quarter..].iter().map(|s| s.0).max().unwrap();
     let growth_kb = late.saturating_sub(early);
     assert!(

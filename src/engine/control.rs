@@ -100,10 +100,13 @@ fn request(
         body = &body[..len.min(body.len())];
     }
     if code != 200 {
+        // Scrubbed before it is cut, so no part of a key the server echoes can show.
+        let text = crate::secrets::scrub(&String::from_utf8_lossy(body)).into_owned();
+        let shown: String = text.chars().take(300).collect();
         bail!(
             "HTTP {code} {}: {}",
             resp.reason.unwrap_or(""),
-            String::from_utf8_lossy(&body[..body.len().min(300)]).trim()
+            shown.trim()
         );
     }
     Ok(body.to_vec())

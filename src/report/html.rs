@@ -649,7 +649,7 @@ pub fn write(path: &Path, html: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
-    super::result_json::write_atomically(path, html.as_bytes())
+    super::result_json::write_atomically(path, crate::secrets::scrub(html).as_bytes())
         .with_context(|| format!("cannot write the HTML report {}", path.display()))
 }
 

@@ -227,6 +227,7 @@ pub fn write(path: &Path, v: &Value, append: bool) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let text = to_python_json(v);
+    let text = crate::secrets::scrub(&text);
     if append {
         let mut f = std::fs::OpenOptions::new()
             .create(true)

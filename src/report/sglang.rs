@@ -420,7 +420,7 @@ pub fn append(path: &Path, line: &str) -> io::Result<()> {
         .create(true)
         .append(true)
         .open(path)?;
-    f.write_all(format!("{line}\n").as_bytes())?;
+    f.write_all(format!("{}\n", crate::secrets::scrub(line)).as_bytes())?;
     f.sync_all()
 }
 

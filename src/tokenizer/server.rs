@@ -352,7 +352,11 @@ fn realign(client: &ServerTokenizer<'_>, s: &mut Sample) -> Step {
 }
 
 fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(200)])
+    // Scrubbed before it is cut, so no part of a key the server echoes can show.
+    let text = crate::secrets::scrub(&String::from_utf8_lossy(body)).into_owned();
+    text.chars()
+        .take(200)
+        .collect::<String>()
         .trim()
         .to_string()
 }

@@ -1,0 +1,4 @@
+//! See servebench::fuzzing::stream_triton for what this target checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| servebench::fuzzing::stream_triton(data));
