@@ -55,6 +55,15 @@ impl Target {
         if authority.is_empty() {
             bail!("--base-url {url}: no host in the URL");
         }
+        if let Some((_, host_part)) = authority.rsplit_once('@') {
+            // Never echo the credentials: the URL goes into messages and result files.
+            let scheme = if https { "https" } else { "http" };
+            bail!(
+                "--base-url {scheme}://<credentials>@{host_part}{path}: credentials in the URL are not \
+                 supported; pass them as a header instead, e.g. --header Authorization=\"Basic ...\" \
+                 (or set OPENAI_API_KEY for a bearer key)"
+            );
+        }
         let (host, with_port) = match authority.rsplit_once(':') {
             Some((h, p)) if !p.contains(']') => (h, authority.to_string()),
             _ => (
@@ -92,6 +101,16 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_being_echoed() {
+        let e = Target::from_flags(Some("http://user:hunter2pass@127.0.0.1:8000/v1"), "x", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("credentials in the URL"), "{e}");
+        assert!(e.contains("127.0.0.1:8000/v1"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
 
     #[test]
     fn host_and_port_flags() {
