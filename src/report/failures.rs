@@ -108,7 +108,7 @@ pub fn render(f: &Failures, keepalive_retries: u64) -> String {
         keepalive_retries as usize,
     );
     for (msg, n) in f.first_errors.iter().take(CONSOLE_MESSAGES) {
-        let _ = writeln!(o, "{n:>6} x {}", one_line(msg, 200));
+        let _ = writeln!(o, "{n:>6} x {}", one_line(&crate::secrets::scrub(msg), 200));
     }
     let _ = writeln!(o, "{}", "=".repeat(50));
     o
