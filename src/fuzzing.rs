@@ -419,16 +419,7 @@ fn stream(api: Api, data: &[u8]) {
         return;
     }
     let (k, body) = data.split_at(3);
-    let chunk = usize::from(k[0]).max(1);
-    let mut reply =
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-            .to_vec();
-    for c in body.chunks(chunk) {
-        reply.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-        reply.extend_from_slice(c);
-        reply.extend_from_slice(b"\r\n");
-    }
-    reply.extend_from_slice(b"0\r\n\r\n");
+    let reply = chunked_event_stream(body, usize::from(k[0]).max(1));
     let whole = stream_run(api, &[&reply]);
     let cut = cuts(&k[1..], reply.len());
     assert_eq!(
@@ -521,4 +512,19 @@ pub fn datasets(data: &[u8]) {
     };
     let _ = workload::load(&args, &ctx, tok);
     let _ = std::fs::remove_file(&path);
+}
+
+/// A chunked 200 `text/event-stream` reply carrying `body` in chunks of `size` bytes (also
+/// used by the split property tests).
+pub fn chunked_event_stream(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for c in body.chunks(size.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }

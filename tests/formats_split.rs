@@ -403,16 +403,7 @@ fn backend_stream(api: Api, tokens: &[String], eol: &str) -> (String, Vec<Seen>)
 
 /// A chunked 200 event-stream reply carrying `body` in chunks of `size` bytes.
 fn chunked_reply(body: &[u8], size: usize) -> Vec<u8> {
-    let mut out =
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-            .to_vec();
-    for c in body.chunks(size) {
-        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-        out.extend_from_slice(c);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
+    servebench::fuzzing::chunked_event_stream(body, size)
 }
 
 proptest! {
