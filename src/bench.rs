@@ -36,6 +36,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         tokenizer,
         slos,
     } = setup;
+    // Multi-host (issue 7): which host this is, and the common start, settled before the plan.
+    let hosts =
+        crate::multihost::resolve(args.num_hosts, args.host_index, &|k| std::env::var(k).ok())?;
+    let start_at = args
+        .start_at
+        .as_deref()
+        .map(|t| crate::multihost::parse_start_at(t, std::time::SystemTime::now()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let multihost = hosts.count_source != "default" || start_at.is_some();
+    if hosts.num_hosts > 1 || hosts.index_source != "default" {
+        eprintln!("{}", hosts.describe());
+    }
+    let max_concurrency_total = info.max_concurrency;
 
     let built = Instant::now();
     let ctx = workload::Ctx {
@@ -61,7 +75,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "{}",
         workload::stats::render(&args.dataset.dataset_name, &workload::stats::of(&samples))
     );
-    let plan = Arc::new(plan::build_from(&plan_cfg, samples, &tokenizer)?);
+    let plan = plan::build_from(&plan_cfg, samples, &tokenizer)?;
+    let fingerprint = crate::multihost::fingerprint(&crate::multihost::FingerprintInput {
+        seed: args.seed,
+        dataset_name: &args.dataset.dataset_name,
+        num_prompts: plan.requests.len(),
+        request_rate: info.request_rate,
+        burstiness: info.burstiness,
+        max_concurrency: max_concurrency_total,
+        plan: &plan,
+    });
+    let num_prompts_total = plan.requests.len();
+    // This host's share: request i when i mod N is its index, global arrivals kept.
+    let (plan, plan_index) = if hosts.num_hosts > 1 {
+        let (mine, index) = crate::multihost::split(plan, &hosts)?;
+        info.max_concurrency = crate::multihost::concurrency_share(info.max_concurrency, &hosts)?;
+        eprintln!(
+            "This host sends {} of the plan's {num_prompts_total} requests",
+            mine.requests.len()
+        );
+        (mine, index)
+    } else {
+        let n = plan.requests.len();
+        (plan, (0..n).collect())
+    };
+    let plan = Arc::new(plan);
     eprintln!(
         "Built the plan: {} requests in {:.2} s",
         plan.requests.len(),
@@ -167,7 +205,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let _signals = SignalGuard;
     let resources_before = crate::procstat::Resources::now();
-    let run = engine::run(plan.clone(), &cfg);
+    let clock_state = crate::multihost::ClockState::now();
+    let run = engine::run_at(plan.clone(), &cfg, start_at);
     let resources_after = crate::procstat::Resources::now();
     if profiling {
         println!("Stopping profiler...");
@@ -176,6 +215,29 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut out = run?;
+    // t0 on the wall clock, for merging hosts' results on one time base.
+    let t0_unix_ns = {
+        let (wall, now) = (std::time::SystemTime::now(), Instant::now());
+        crate::multihost::unix_ns(wall)
+            .saturating_sub(now.saturating_duration_since(out.t0).as_nanos() as u64)
+            + out.t0.saturating_duration_since(now).as_nanos() as u64
+    };
+    if let Some(at) = start_at {
+        let late = t0_unix_ns as i64 - crate::multihost::unix_ns(at) as i64;
+        eprintln!(
+            "--start-at: t0 {:.3} ms after the requested instant; clock {} (estimated error {} µs, max {} µs)",
+            late as f64 / 1e6,
+            if clock_state.synchronized { "synchronized" } else { "NOT synchronized" },
+            clock_state.esterror_us,
+            clock_state.maxerror_us
+        );
+    }
+    let plan_index: Vec<usize> = plan_index
+        .iter()
+        .zip(&out.records)
+        .filter(|(_, r)| !r.not_sent)
+        .map(|(&g, _)| g)
+        .collect();
     let stopped = stop::stopped_by();
     let partial = stopped.map(|sig| {
         let aborted = out
@@ -422,6 +484,36 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             obj.insert("per_turn".into(), report::turns::to_json(per_turn));
         }
         obj.insert("keepalive_retries".into(), out.keepalive_retries.into());
+        if multihost {
+            let host = crate::multihost::HostRun {
+                hosts: hosts.clone(),
+                fingerprint: fingerprint.clone(),
+                max_concurrency_total,
+                num_prompts_total,
+                t0_unix_ns,
+                t0_mono_s,
+                duration_ns: out.duration_ns,
+                start_at_unix_ns: start_at.map(crate::multihost::unix_ns),
+                clock: clock_state,
+                percentile_metrics: info
+                    .percentile_metrics
+                    .iter()
+                    .map(|k| k.key())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                percentiles: info.percentiles.clone(),
+            };
+            obj.insert(
+                crate::multihost::HOST_KEY.into(),
+                crate::multihost::host_json(&host, &out.metrics, &out.records),
+            );
+            if detailed {
+                obj.insert(
+                    crate::multihost::PLAN_INDEX_KEY.into(),
+                    plan_index.clone().into(),
+                );
+            }
+        }
         obj.insert(
             "client_resources".into(),
             crate::procstat::to_json(&resources_before, &resources_after),

@@ -41,6 +41,19 @@ pub enum Command {
     Report(ReportArgs),
     /// Result files side by side: key figures, change against the first in %, better/worse.
     Compare(CompareArgs),
+    /// Merge the result files of a multi-host run (files, or a directory of them) into one.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// Host result files (--save-result), or one directory: every *.json in it with a
+    /// `servebench_host` key.
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Where to write the merged result (default: only print it).
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -315,6 +328,21 @@ pub struct BenchArgs {
     /// Do not verify the https:// server's certificate (a warning says so).
     #[arg(long)]
     pub insecure: bool,
+
+    // --- multi-host runs (issue 7) ----------------------------------------------------------
+    /// Hosts running this plan together (default: $SERVEBENCH_NUM_HOSTS, $SLURM_NTASKS,
+    /// $OMPI_COMM_WORLD_SIZE, $PMI_SIZE, else 1). Every host builds the same plan and sends
+    /// request i when i mod N is its index (conversations whole).
+    #[arg(long, value_name = "N")]
+    pub num_hosts: Option<usize>,
+    /// This host's index, 0-based (default: $JOB_COMPLETION_INDEX, $SLURM_PROCID,
+    /// $OMPI_COMM_WORLD_RANK, $PMI_RANK, $PMIX_RANK, else 0).
+    #[arg(long, value_name = "I")]
+    pub host_index: Option<usize>,
+    /// Start the timed phase at this wall-clock instant: RFC 3339, unix seconds, or +SECS
+    /// from now. Every host given the same instant starts together.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
 }
 
 fn parse_grace(s: &str) -> Result<f64, String> {

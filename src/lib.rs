@@ -14,6 +14,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mock;
+pub mod multihost;
 pub mod plan;
 pub mod procstat;
 pub mod proto;

@@ -14,6 +14,7 @@ fn main() {
         Some(Command::Calibrate(args)) => servebench::calibrate::run(&args),
         Some(Command::Report(args)) => servebench::report::html::run(&args),
         Some(Command::Compare(args)) => servebench::report::compare::run(&args),
+        Some(Command::Merge(args)) => servebench::multihost::merge::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", servebench::secrets::scrub(&format!("{e:#}")));

@@ -145,6 +145,78 @@ impl Distribution {
         self.max as f64
     }
 
+    /// The distribution as a multi-host result file carries it: the histogram in HdrHistogram's
+    /// V2 compressed encoding, base64 (readable by any HdrHistogram library), and the exact
+    /// sums as decimal strings (u128 does not fit a JSON number).
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        use hdrhistogram::serialization::Serializer as _;
+        let mut bytes = Vec::new();
+        let encoded = hdrhistogram::serialization::V2DeflateSerializer::new()
+            .serialize(&self.hist, &mut bytes)
+            .map(|_| base64::engine::general_purpose::STANDARD.encode(&bytes))
+            .unwrap_or_default();
+        serde_json::json!({
+            "hdr_v2_deflate_base64": encoded,
+            "lowest_ns": 1, "highest_ns": MAX_NS, "significant_figures": SIGFIG,
+            "count": self.count,
+            "sum_ns": self.sum.to_string(),
+            "sum_sq_ns2": self.sum_sq.to_string(),
+            "min_ns": if self.count == 0 { 0 } else { self.min },
+            "max_ns": self.max,
+            "saturated": self.saturated,
+        })
+    }
+
+    /// Reads what [`Distribution::to_json`] wrote; the histogram is re-recorded into this
+    /// build's bounds so merges always add bucket for bucket.
+    pub fn from_json(v: &serde_json::Value) -> Result<Distribution, String> {
+        use base64::Engine as _;
+        let field = |k: &str| v.get(k).ok_or_else(|| format!("histogram lacks `{k}`"));
+        let text = field("hdr_v2_deflate_base64")?
+            .as_str()
+            .ok_or("`hdr_v2_deflate_base64` is not a string")?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("histogram is not base64: {e}"))?;
+        let read: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| format!("histogram does not decode: {e:?}"))?;
+        let mut d = Distribution::new();
+        d.hist
+            .add(&read)
+            .map_err(|e| format!("histogram bounds do not fit: {e:?}"))?;
+        let num = |k: &str| -> Result<u64, String> {
+            field(k)?
+                .as_u64()
+                .ok_or_else(|| format!("`{k}` is not a count"))
+        };
+        let big = |k: &str| -> Result<u128, String> {
+            field(k)?
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("`{k}` is not a decimal string"))
+        };
+        d.count = num("count")?;
+        d.sum = big("sum_ns")?;
+        d.sum_sq = big("sum_sq_ns2")?;
+        d.min = if d.count == 0 {
+            u64::MAX
+        } else {
+            num("min_ns")?
+        };
+        d.max = num("max_ns")?;
+        d.saturated = num("saturated")?;
+        if d.hist.len() != d.count {
+            return Err(format!(
+                "histogram holds {} samples but its count says {}",
+                d.hist.len(),
+                d.count
+            ));
+        }
+        Ok(d)
+    }
+
     pub fn summary(&self, percentiles: &[f64]) -> Summary {
         const MS: f64 = 1e6;
         Summary {

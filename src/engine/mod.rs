@@ -306,7 +306,11 @@ impl Start {
 
     /// Main thread: wait for `n` shards, then hand out `t0` a little in the future so every
     /// shard is already asleep on its first arrival when it comes.
-    fn go_when_ready(&self, n: usize) -> anyhow::Result<Instant> {
+    fn go_when_ready(
+        &self,
+        n: usize,
+        start_at: Option<std::time::SystemTime>,
+    ) -> anyhow::Result<Instant> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while s.ready < n && s.failed.is_none() {
             s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
@@ -314,7 +318,25 @@ impl Start {
         if let Some(why) = &s.failed {
             bail!("{why}");
         }
-        let t0 = Instant::now() + Duration::from_millis(20);
+        let t0 = match start_at {
+            None => Instant::now() + Duration::from_millis(20),
+            // Multi-host (issue 7): t0 is a wall-clock instant shared by every host. A start
+            // missed by under a second still runs (it shows as lateness in the result).
+            Some(at) => match at.duration_since(std::time::SystemTime::now()) {
+                Ok(ahead) => Instant::now() + ahead,
+                Err(e) if e.duration() <= Duration::from_secs(1) => Instant::now(),
+                Err(e) => {
+                    let why = format!(
+                        "--start-at passed {:.3} s before the shards were ready (plan, \
+                         connections and warmups took longer): choose a later start",
+                        e.duration().as_secs_f64()
+                    );
+                    s.failed = Some(why.clone());
+                    self.cv.notify_all();
+                    bail!("{why}");
+                }
+            },
+        };
         s.t0 = Some(t0);
         self.cv.notify_all();
         Ok(t0)
@@ -335,6 +357,15 @@ pub fn thread_cpu_ns() -> u64 {
 
 /// Run the plan on `cfg.num_shards` pinned executors and gather what they measured.
 pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
+    run_at(plan, cfg, None)
+}
+
+/// [`run`], with `t0` at the wall-clock instant `start_at` when given (`--start-at`).
+pub fn run_at(
+    plan: Arc<Plan>,
+    cfg: &EngineConfig,
+    start_at: Option<std::time::SystemTime>,
+) -> anyhow::Result<RunOutput> {
     let num_shards = match cfg.max_concurrency {
         Some(c) => cfg.num_shards.min(c),
         None => cfg.num_shards,
@@ -408,7 +439,7 @@ pub fn run(plan: Arc<Plan>, cfg: &EngineConfig) -> anyhow::Result<RunOutput> {
         threads.push(t);
     }
 
-    let t0 = match start.go_when_ready(num_shards) {
+    let t0 = match start.go_when_ready(num_shards, start_at) {
         Ok(t0) => t0,
         Err(e) => {
             for t in threads {
