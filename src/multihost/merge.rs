@@ -376,31 +376,40 @@ fn merged_records(
         let secs = |v: &Value| v.as_f64().unwrap_or(0.0);
         let ns = |s: f64| (s * 1e9).round().max(0.0) as u64;
         let on_base = |mono_s: f64| ns(mono_s - t0_mono_s) + offset;
-        for j in 0..n {
-            let error = arr("errors")?[j].as_str().unwrap_or("").to_string();
+        let (errors, outputs, arrivals) = (
+            arr("errors")?,
+            arr("output_lens")?,
+            arr(report::html::ARRIVALS_KEY)?,
+        );
+        let (starts, ttfts, latencies, itls) = (
+            arr("start_times")?,
+            arr("ttfts")?,
+            arr("latencies")?,
+            arr("itls")?,
+        );
+        let (inputs, texts) = (arr("input_lens")?, arr("generated_texts")?);
+        for (j, g) in index.iter().enumerate() {
+            let error = errors[j].as_str().unwrap_or("").to_string();
             let success = error.is_empty();
-            let output = arr("output_lens")?[j].as_u64().unwrap_or(0) as u32;
+            let output = outputs[j].as_u64().unwrap_or(0) as u32;
             let r = RequestRecord {
                 success,
-                arrival_ns: on_base(secs(&arr(report::html::ARRIVALS_KEY)?[j])),
-                start_ns: on_base(secs(&arr("start_times")?[j])),
-                ttft_ns: ns(secs(&arr("ttfts")?[j])),
-                latency_ns: ns(secs(&arr("latencies")?[j])),
-                itl_ns: arr("itls")?[j]
+                arrival_ns: on_base(secs(&arrivals[j])),
+                start_ns: on_base(secs(&starts[j])),
+                ttft_ns: ns(secs(&ttfts[j])),
+                latency_ns: ns(secs(&latencies[j])),
+                itl_ns: itls[j]
                     .as_array()
                     .map(|a| a.iter().map(|g| ns(secs(g))).collect())
                     .unwrap_or_default(),
-                prompt_len: arr("input_lens")?[j].as_u64().unwrap_or(0) as u32,
+                prompt_len: inputs[j].as_u64().unwrap_or(0) as u32,
                 usage_output_tokens: success.then_some(output),
                 output_tokens: output,
                 error: (!success).then_some(error),
                 ..Default::default()
             };
-            let text = arr("generated_texts")?[j]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let g = index[j]
+            let text = texts[j].as_str().unwrap_or("").to_string();
+            let g = g
                 .as_u64()
                 .with_context(|| format!("{}: `{PLAN_INDEX_KEY}` holds a non-index", f.path))?;
             all.push((g, r, text));
@@ -471,4 +480,127 @@ pub fn run(args: &crate::cli::MergeArgs) -> anyhow::Result<()> {
         eprintln!("Merged result saved to {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multihost::{host_json, ClockState, HostRun, Hosts};
+
+    /// A host file without per-request records: `ttfts_ms` successful requests.
+    fn host_file(index: usize, n: usize, t0: u64, ttfts_ms: &[u64], print: &str) -> HostFile {
+        let mut metrics = Metrics::default();
+        let records: Vec<RequestRecord> = ttfts_ms
+            .iter()
+            .map(|&t| RequestRecord {
+                success: true,
+                ttft_ns: t * 1_000_000,
+                latency_ns: t * 1_000_000 + 5_000_000,
+                itl_ns: vec![5_000_000],
+                output_tokens: 2,
+                usage_output_tokens: Some(2),
+                ..Default::default()
+            })
+            .collect();
+        records.iter().for_each(|r| metrics.record_request(r));
+        let run = HostRun {
+            hosts: Hosts {
+                num_hosts: n,
+                host_index: index,
+                count_source: "--num-hosts".into(),
+                index_source: "--host-index".into(),
+            },
+            fingerprint: print.into(),
+            max_concurrency_total: None,
+            num_prompts_total: 0,
+            t0_unix_ns: t0,
+            t0_mono_s: 0.0,
+            duration_ns: 1_000_000_000,
+            start_at_unix_ns: None,
+            clock: ClockState::default(),
+            percentile_metrics: "ttft,tpot,itl".into(),
+            percentiles: vec![50.0, 99.0],
+        };
+        let Value::Object(host) = host_json(&run, &metrics, &records) else {
+            unreachable!()
+        };
+        let result = json!({
+            "date": "20261123-030000", "backend": "vllm", "model_id": "m", "tokenizer_id": "m",
+            "num_prompts": records.len(), "request_rate": "inf", "burstiness": 1.0,
+            "completed": records.len(), "failed": 0,
+            "total_input_tokens": 10 * records.len(), "total_output_tokens": 2 * records.len(),
+        });
+        let Value::Object(result) = result else {
+            unreachable!()
+        };
+        HostFile {
+            path: format!("host{index}.json"),
+            result,
+            host,
+        }
+    }
+
+    #[test]
+    fn histograms_merge_over_the_common_window() {
+        let files = [
+            host_file(0, 2, 1_000_000_000, &[10, 20, 30], "abc"),
+            host_file(1, 2, 1_500_000_000, &[40, 50], "abc"),
+        ];
+        let m = merge(&files).unwrap();
+        assert!(!m.from_records);
+        let r = &m.result;
+        assert_eq!(r["completed"], 5);
+        assert_eq!(r["total_output_tokens"], 10);
+        // Earliest t0 (1.0 s) to latest end (1.5 s + 1 s).
+        assert_eq!(r["duration"], 1.5);
+        assert!((r["request_throughput"].as_f64().unwrap() - 5.0 / 1.5).abs() < 1e-9);
+        assert_eq!(r["mean_ttft_ms"], 30.0);
+        let median = r["median_ttft_ms"].as_f64().unwrap();
+        assert!((median - 30.0).abs() < 0.05, "{median}");
+        assert_eq!(r["hosts"].as_array().unwrap().len(), 2);
+        assert_eq!(r["hosts"][1]["t0_offset_ms"], 500.0);
+        assert!(m.console.contains("Successful requests:"));
+    }
+
+    #[test]
+    fn one_host_merges_to_its_own_figures() {
+        let one = [host_file(0, 1, 7, &[10, 20, 30, 45], "abc")];
+        let r = merge(&one).unwrap().result;
+        assert_eq!(r["completed"], 4);
+        assert_eq!(r["duration"], 1.0);
+        assert_eq!(r["mean_ttft_ms"], 26.25);
+    }
+
+    #[test]
+    fn files_of_other_runs_are_refused_by_name() {
+        let other_plan = [
+            host_file(0, 2, 0, &[1], "abc"),
+            host_file(1, 2, 0, &[1], "xyz"),
+        ];
+        let e = merge(&other_plan).err().unwrap().to_string();
+        assert!(
+            e.contains("host0.json") && e.contains("host1.json") && e.contains("plan"),
+            "{e}"
+        );
+        let twice = [
+            host_file(0, 2, 0, &[1], "abc"),
+            host_file(0, 2, 0, &[1], "abc"),
+        ];
+        assert!(merge(&twice)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("both host 0"));
+        let missing = [
+            host_file(0, 3, 0, &[1], "abc"),
+            host_file(2, 3, 0, &[1], "abc"),
+        ];
+        let e = merge(&missing).err().unwrap().to_string();
+        assert!(e.contains("host(s) 1 of 3 are missing"), "{e}");
+        let counts = [
+            host_file(0, 2, 0, &[1], "abc"),
+            host_file(1, 3, 0, &[1], "abc"),
+        ];
+        assert!(merge(&counts).err().unwrap().to_string().contains("hosts"));
+    }
 }
