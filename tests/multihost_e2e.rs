@@ -261,6 +261,28 @@ fn three_hosts_merge_to_the_single_host_run() {
         err.contains("not from the same plan") && err.contains("seed8.json"),
         "{err}"
     );
+    // A start that passed long before the host was ready is an error, not a silent run.
+    let late = bench(
+        &mock,
+        &other_dir,
+        "late.json",
+        &[
+            "--num-hosts",
+            "3",
+            "--host-index",
+            "0",
+            "--start-at",
+            "1000",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(
+        !late.status.success() && err.contains("--start-at passed"),
+        "{err}"
+    );
+    assert!(!other_dir.join("late.json").exists());
     // A missing host is refused too.
     let gap = merge(
         &[&hosts_dir.join("host0.json"), &hosts_dir.join("host2.json")],
