@@ -45,7 +45,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|t| crate::multihost::parse_start_at(t, std::time::SystemTime::now()))
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    let multihost = hosts.count_source != "default" || start_at.is_some();
+    let multihost =
+        hosts.count_source != "default" || hosts.index_source != "default" || start_at.is_some();
     if hosts.num_hosts > 1 || hosts.index_source != "default" {
         eprintln!("{}", hosts.describe());
     }
