@@ -409,6 +409,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
         Ok(())
     }
 
+    /// An unstreamed 200 reply: its JSON body in `self.body`, head and body in `self.out`.
+    fn push_unstreamed(&mut self, reply: &Reply, close: bool) {
+        self.body.clear();
+        reply.push_body(&mut self.body);
+        self.out.clear();
+        http::push_reply(
+            &mut self.out,
+            200,
+            Some(http::JSON),
+            None,
+            &self.body,
+            close,
+        );
+    }
+
     /// Sends the whole reply at `t_read + ttft + (max_tokens - 1) * itl`.
     async fn whole_body(
         &mut self,
@@ -421,17 +436,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
         // Deadlines are absolute: counting and formatting first costs nothing unless they
         // take longer than the wait itself.
         reply.prompt_tokens = prompt_tokens.get().await;
-        self.body.clear();
-        reply.push_body(&mut self.body);
-        self.out.clear();
-        http::push_reply(
-            &mut self.out,
-            200,
-            Some(http::JSON),
-            None,
-            &self.body,
-            close,
-        );
+        self.push_unstreamed(reply, close);
         sleep_until(t_read + shard.ttft + shard.itl * (reply.n - 1)).await;
         self.stream.write_all(&self.out).await?;
         self.stamp(Stamps::whole);
@@ -564,16 +569,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
     ) -> Layout {
         self.out.clear();
         if !streamed {
-            self.body.clear();
-            reply.push_body(&mut self.body);
-            http::push_reply(
-                &mut self.out,
-                200,
-                Some(http::JSON),
-                None,
-                &self.body,
-                close,
-            );
+            self.push_unstreamed(reply, close);
             let head_end = self.out.len() - self.body.len();
             return Layout {
                 head_end,
