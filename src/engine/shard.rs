@@ -19,7 +19,7 @@ use futures_lite::future;
 
 use glommio::task::JoinHandle;
 
-use super::exchange::{exchange, Conn};
+use super::exchange::{exchange, Conn, Fail};
 use super::{stop, ShardOutput, ShardSpec, Start};
 use crate::plan::Plan;
 use crate::record::{FailureKind, Metrics, RequestRecord};
@@ -111,9 +111,7 @@ pub async fn run(spec: Arc<ShardSpec>, start: Arc<Start>) -> ShardOutput {
     let mine = spec.my_requests();
     let (max_workers, initial) = spec.pool_size(spec.starts(&mine));
 
-    let mut conns: Vec<Conn> = (0..initial)
-        .map(|_| Conn::with_tls(spec.addr, plan.wire(), spec.timeouts, spec.tls.clone()))
-        .collect();
+    let mut conns: Vec<Conn> = (0..initial).map(|_| new_conn(&spec)).collect();
     for c in conns.iter_mut() {
         c.preconnect().await;
     }
@@ -236,13 +234,7 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn, id: usize) {
             && shard.workers.get() < shard.max_workers;
         if grow {
             // Spawned now, it first runs when this worker awaits the socket: after the write.
-            let conn = Conn::with_tls(
-                shard.spec.addr,
-                shard.plan.wire(),
-                shard.spec.timeouts,
-                shard.spec.tls.clone(),
-            );
-            spawn_worker(&shard, conn);
+            spawn_worker(&shard, new_conn(&shard.spec));
         }
         loop {
             let req = &shard.plan.requests[shard.mine[k]];
@@ -272,17 +264,14 @@ async fn worker(shard: Rc<Shard>, mut conn: Conn, id: usize) {
             )
             .await;
             if aborted {
-                rec.success = false;
-                rec.error = Some(stop::abort_message(stop::abort_cause()).into());
-                rec.failure = Some(FailureKind::Aborted);
+                Fail::new(
+                    FailureKind::Aborted,
+                    stop::abort_message(stop::abort_cause()),
+                )
+                .record(&mut rec);
                 // The dropped exchange left the connection mid-response: close it.
                 let opened = conn.opened;
-                conn = Conn::with_tls(
-                    shard.spec.addr,
-                    shard.plan.wire(),
-                    shard.spec.timeouts,
-                    shard.spec.tls.clone(),
-                );
+                conn = new_conn(&shard.spec);
                 conn.opened = opened;
             }
             shard.spec.progress[shard.spec.index].outcome(&rec);
@@ -336,6 +325,11 @@ fn drop_unsent(shard: &Shard, k: usize) {
     }
     shard.next.set(shard.firsts.len());
     shard.spec.progress[shard.spec.index].done((len - k) as u64);
+}
+
+/// A worker's connection (not yet open) to the target, in TLS for an `https://` one.
+fn new_conn(spec: &ShardSpec) -> Conn {
+    Conn::with_tls(spec.addr, spec.plan.wire(), spec.timeouts, spec.tls.clone())
 }
 
 /// A stop signal: every request no worker has taken (and its later turns) is never sent.
