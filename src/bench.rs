@@ -26,6 +26,12 @@ struct Setup {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    run_measured(args).map(|_| ())
+}
+
+/// [`run`], returning the result object (as `--save-result` writes it, without the
+/// per-request arrays) for callers that go on with it (`servebench sweep`).
+pub fn run_measured(args: &BenchArgs) -> anyhow::Result<Map<String, Value>> {
     // Both engines run on io_uring: where it is blocked, say why before any work.
     engine::uring_check::probe()?;
     let setup = prepare(args)?;
@@ -170,6 +176,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         timeouts: args.timeouts(),
         tls: target.tls.clone(),
+        stop_on_saturation: args
+            .stop_on_saturation
+            .then_some(args.saturation_min_seconds),
     };
     if args.flush_cache {
         // SGLang's servers flush at /flush_cache, vLLM's reset at /reset_prefix_cache.
@@ -240,17 +249,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|(&g, _)| g)
         .collect();
     let stopped = stop::stopped_by();
-    let partial = stopped.map(|sig| {
+    // --stop-on-saturation (issue 8): stopped by the check, not by a signal.
+    let saturated = out.saturation.clone().filter(|_| stopped.is_none());
+    let stopped_name = stopped
+        .map(|s| s.name())
+        .or(saturated.as_ref().map(|_| "saturation"));
+    let partial = stopped_name.map(|name| {
         let aborted = out
             .records
             .iter()
             .filter(|r| r.failure == Some(crate::record::FailureKind::Aborted))
             .count();
         let unsent = out.records.iter().filter(|r| r.not_sent).count();
+        let by = match &saturated {
+            Some(v) => format!("the saturation check ({})", v.describe()),
+            None => name.to_string(),
+        };
         format!(
-            "PARTIAL RESULTS: {} stopped the run; {unsent} planned requests were not sent, \
-             {aborted} in flight were aborted",
-            sig.name()
+            "PARTIAL RESULTS: {by} stopped the run; {unsent} planned requests were not sent, \
+             {aborted} in flight were aborted"
         )
     });
     if let Some(line) = &partial {
@@ -280,12 +297,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 "{} stopped the run: {unsent} planned requests were not sent and are left out",
                 sig.name()
             ),
+            None if saturated.is_some() => println!(
+                "The saturation check stopped the run: {unsent} planned requests were not sent and are left out"
+            ),
             None => println!(
                 "--duration {} s ended the run: {unsent} planned requests were not sent and are left out",
                 py_float(args.duration.unwrap_or(0.0))
             ),
         }
-    } else if let (Some(d), None) = (args.duration, stopped) {
+    } else if let (Some(d), None) = (args.duration, stopped_name) {
         eprintln!(
             "WARNING: every planned request was sent before --duration {} s ended; raise --num-prompts to fill the duration",
             py_float(d)
@@ -447,12 +467,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .output_details
             .then_some((out.records.as_slice(), texts.as_slice()));
         let mut fields = sglang::jsonl_fields(run, f, figures.goodput.as_ref(), details);
-        if let Some(sig) = stopped {
+        if let Some(name) = stopped_name {
             fields.push(("partial".into(), sglang::Field::Json(Value::Bool(true))));
-            fields.push((
-                "stopped_by".into(),
-                sglang::Field::Json(Value::from(sig.name())),
-            ));
+            fields.push(("stopped_by".into(), sglang::Field::Json(Value::from(name))));
         }
         let line = sglang::to_line(&fields);
         let path = match &args.output_file {
@@ -519,9 +536,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "client_resources".into(),
             crate::procstat::to_json(&resources_before, &resources_after),
         );
-        if let Some(sig) = stopped {
+        if let Some(name) = stopped_name {
             obj.insert("partial".into(), Value::Bool(true));
-            obj.insert("stopped_by".into(), Value::from(sig.name()));
+            obj.insert("stopped_by".into(), Value::from(name));
+        }
+        if let Some(v) = &saturated {
+            obj.insert("saturation".into(), v.to_json());
         }
         obj
     };
@@ -563,7 +583,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             write_errors.join("; ")
         );
     }
-    Ok(())
+    Ok(result_object(false))
 }
 
 /// Gives SIGINT/SIGTERM their default action back when the run is over.
@@ -951,6 +971,7 @@ fn ready_check(
         duration: None,
         timeouts: Default::default(),
         tls: target.tls.clone(),
+        stop_on_saturation: None,
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
     loop {

@@ -43,6 +43,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Merge the result files of a multi-host run (files, or a directory of them) into one.
     Merge(MergeArgs),
+    /// Many runs in one command: sweep request rates, concurrencies and parameter sets, or
+    /// search for the highest load that meets an SLO (`serve`'s flags apply to every run).
+    Sweep(Box<crate::sweep::SweepArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -343,6 +346,17 @@ pub struct BenchArgs {
     /// from now. Every host given the same instant starts together.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
+
+    // --- saturation (issue 8) ---------------------------------------------------------------
+    /// Stop the run early once the server clearly cannot keep up with the request rate: the
+    /// backlog of due requests grows by more than 10 % of the rate, with TTFT rising or the
+    /// --max-concurrency queue growing. Sending stops, requests in flight get 5 s, and the
+    /// result is marked partial with `"saturation"`. `servebench sweep` turns it on.
+    #[arg(long)]
+    pub stop_on_saturation: bool,
+    /// Seconds into the run before --stop-on-saturation may judge.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_grace)]
+    pub saturation_min_seconds: f64,
 }
 
 fn parse_grace(s: &str) -> Result<f64, String> {

@@ -22,5 +22,6 @@ pub mod record;
 pub mod report;
 pub mod secrets;
 pub mod stats;
+pub mod sweep;
 pub mod tokenizer;
 pub mod workload;

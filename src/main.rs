@@ -3,7 +3,8 @@ use clap::Parser;
 use servebench::cli::{normalize_args, Cli, Command};
 
 fn main() {
-    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    let argv = normalize_args(std::env::args());
+    let cli = Cli::parse_from(argv.clone());
     // OPENAI_API_KEY now; `--header` credentials once the run has parsed them.
     servebench::secrets::register_headers(&[]);
     let result = match cli.command {
@@ -15,6 +16,8 @@ fn main() {
         Some(Command::Report(args)) => servebench::report::html::run(&args),
         Some(Command::Compare(args)) => servebench::report::compare::run(&args),
         Some(Command::Merge(args)) => servebench::multihost::merge::run(&args),
+        // The sweep rebuilds each point's command line from what was typed after `sweep`.
+        Some(Command::Sweep(args)) => servebench::sweep::run(&args, argv.get(2..).unwrap_or(&[])),
     };
     if let Err(e) = result {
         eprintln!("error: {}", servebench::secrets::scrub(&format!("{e:#}")));

@@ -278,6 +278,7 @@ impl Step {
             duration: None,
             timeouts: Default::default(),
             tls: None,
+            stop_on_saturation: None,
         };
 
         let rss = RssSampler::start(mock_cpus);

@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod limits;
 pub mod placement;
 pub mod progress;
+pub mod saturation;
 pub mod shard;
 pub mod stop;
 pub mod target;
@@ -51,6 +52,9 @@ pub struct EngineConfig {
     /// TLS (issue 6): `https://` targets. Their shards run on the glommio engine, whatever
     /// `io_engine` says (the direct engine speaks plain TCP only).
     pub tls: Option<tls::TlsTarget>,
+    /// `--stop-on-saturation`: stop early once the server clearly cannot keep up, judged
+    /// after this many seconds (see `saturation.rs`).
+    pub stop_on_saturation: Option<f64>,
 }
 
 /// Per-request time limits; a request past either fails as [`FailureKind::Timeout`].
@@ -124,6 +128,8 @@ pub struct RunOutput {
     /// Timed requests resent once because a reused keep-alive connection was closed before
     /// any byte of their response (the keep-alive race; not counted as failures).
     pub keepalive_retries: u64,
+    /// Why `--stop-on-saturation` ended the run early, when it did.
+    pub saturation: Option<saturation::Verdict>,
 }
 
 /// A shard's progress counters on their own cache line: written by that shard only (relaxed
@@ -138,6 +144,9 @@ pub struct Counter {
     pub events: AtomicU64,
     /// Timed requests that ended (sent ones only, unlike `done`): what a stop waits for.
     pub ended: AtomicU64,
+    /// TTFT of the successful ones, summed, and how many: the saturation check's trend.
+    pub ttft_ns_sum: AtomicU64,
+    pub ttft_n: AtomicU64,
 }
 
 impl Counter {
@@ -161,6 +170,8 @@ impl Counter {
         self.ended.fetch_add(1, Relaxed);
         if r.success {
             self.events.fetch_add(1 + r.itl_ns.len() as u64, Relaxed);
+            self.ttft_ns_sum.fetch_add(r.ttft_ns, Relaxed);
+            self.ttft_n.fetch_add(1, Relaxed);
         } else {
             self.failed.fetch_add(1, Relaxed);
         }
@@ -371,6 +382,7 @@ pub fn run_at(
         None => cfg.num_shards,
     }
     .clamp(1, plan.requests.len().max(1));
+    stop::clear_saturation();
     limits::raise_memlock(num_shards)?;
     let conns = cfg.max_concurrency.unwrap_or(plan.requests.len());
     if let Some(w) = limits::raise_nofile(conns) {
@@ -449,6 +461,14 @@ pub fn run_at(
         }
     };
     let watcher = stop::Watcher::spawn(progress.clone());
+    // Conversations' later turns have no planned arrival to fall behind.
+    let saturation_watch = cfg
+        .stop_on_saturation
+        .filter(|_| !plan.has_conversations())
+        .and_then(|min_s| {
+            let arrivals = plan.requests.iter().map(|r| r.arrival_ns).collect();
+            saturation::Watcher::spawn(progress.clone(), arrivals, t0, min_s)
+        });
     if cfg.show_progress {
         progress::show(&progress, plan.requests.len() as u64, &threads);
     }
@@ -472,6 +492,7 @@ pub fn run_at(
         keepalive_retries += out.keepalive_retries;
     }
     drop(watcher);
+    let saturation = saturation_watch.and_then(saturation::Watcher::finish);
     Ok(RunOutput {
         records,
         metrics,
@@ -481,6 +502,7 @@ pub fn run_at(
         num_shards,
         shard_cpu_ns,
         keepalive_retries,
+        saturation,
     })
 }
 

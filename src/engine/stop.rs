@@ -59,6 +59,8 @@ pub enum AbortCause {
     Signal,
     /// `--shutdown-grace` passed after the first signal.
     GracePeriod,
+    /// `--stop-on-saturation` stopped the run and its grace passed.
+    Saturation,
 }
 
 // 0: no signal yet; else the first signal's number.
@@ -68,6 +70,8 @@ static ABORT: AtomicBool = AtomicBool::new(false);
 // 1: a second signal, 2: the grace period.
 static ABORT_CAUSE: AtomicU8 = AtomicU8::new(0);
 static ARMED: AtomicBool = AtomicBool::new(false);
+// The saturation check (not a signal) stopped the run.
+static SATURATED: AtomicBool = AtomicBool::new(false);
 static GRACE_MS: AtomicU64 = AtomicU64::new(30_000);
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -92,6 +96,7 @@ pub fn install(grace: Duration) -> std::io::Result<()> {
     COUNT.store(0, Ordering::SeqCst);
     ABORT.store(false, Ordering::SeqCst);
     ABORT_CAUSE.store(0, Ordering::SeqCst);
+    SATURATED.store(false, Ordering::SeqCst);
     GRACE_MS.store(grace.as_millis() as u64, Ordering::SeqCst);
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction with a plain handler and an empty mask is valid;
@@ -135,10 +140,32 @@ pub fn block_in_this_thread() {
     }
 }
 
-/// A signal has come: send nothing new.
+/// A signal has come, or the server is saturated: send nothing new.
 #[inline]
 pub fn requested() -> bool {
-    FIRST.load(Ordering::Relaxed) != 0
+    FIRST.load(Ordering::Relaxed) != 0 || SATURATED.load(Ordering::Relaxed)
+}
+
+/// The saturation check's stop: send nothing new (see `saturation.rs`).
+pub fn stop_for_saturation() {
+    SATURATED.store(true, Ordering::SeqCst);
+}
+
+/// The saturation check's grace is over: abort what is still in flight.
+pub fn abort_for_saturation() {
+    let _ = ABORT_CAUSE.compare_exchange(0, 3, Ordering::SeqCst, Ordering::SeqCst);
+    ABORT.store(true, Ordering::SeqCst);
+}
+
+/// Forget a saturation stop (a sweep runs its next point in the same process).
+pub fn clear_saturation() {
+    SATURATED.store(false, Ordering::SeqCst);
+    if ABORT_CAUSE
+        .compare_exchange(3, 0, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        ABORT.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Abort the requests in flight now.
@@ -156,6 +183,7 @@ pub fn abort_cause() -> Option<AbortCause> {
     match ABORT_CAUSE.load(Ordering::SeqCst) {
         1 => Some(AbortCause::Signal),
         2 => Some(AbortCause::GracePeriod),
+        3 => Some(AbortCause::Saturation),
         _ => None,
     }
 }
@@ -170,6 +198,9 @@ pub fn abort_message(cause: Option<AbortCause>) -> &'static str {
     match cause {
         Some(AbortCause::GracePeriod) => {
             "aborted: the run was stopped and the shutdown grace period passed before this request ended"
+        }
+        Some(AbortCause::Saturation) => {
+            "aborted: the run was stopped because the server could not keep up (--stop-on-saturation), and this request had not ended"
         }
         _ => "aborted: the run was stopped (second signal) before this request ended",
     }
@@ -248,6 +279,7 @@ fn watch(progress: &[Counter], done: &AtomicBool) {
             abort_told = true;
             let why = match abort_cause() {
                 Some(AbortCause::GracePeriod) => "the grace period passed",
+                Some(AbortCause::Saturation) => "saturated; the grace period passed",
                 _ => "second signal",
             };
             eprintln!(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::Task;
 
+use super::capacity::Schedule;
 use super::completions::Prompt;
 use super::control;
 use super::faults::Fault;
@@ -255,12 +256,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
         }
         self.stamp(|s| s.begin(reply.groups_tokens() && req.stream));
         let close = !head.keep_alive;
+        let schedule = match &shard.capacity {
+            Some(c) => c.admit(t_read, reply.n, shard.ttft, shard.itl),
+            None => Schedule::unloaded(t_read, shard.ttft, shard.itl),
+        };
         let sent = if req.stream {
             let chunked = !head.http10;
-            self.stream_events(shard, &mut reply, prompt_tokens, t_read, chunked, close)
+            self.stream_events(&mut reply, prompt_tokens, schedule, chunked, close)
                 .await
         } else {
-            self.whole_body(shard, &mut reply, prompt_tokens, t_read, close)
+            self.whole_body(&mut reply, prompt_tokens, schedule, close)
                 .await
         };
         let tokens = reply.n;
@@ -345,14 +350,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
         }
     }
 
-    /// Streams token `k` at `t_read + ttft + k * itl` (an event carrying several tokens
-    /// goes out when its last one is due), then the reply's tail.
+    /// Streams token `k` when the schedule has it due (`t_read + ttft + k * itl` without
+    /// --max-batch; an event carrying several tokens goes out when its last one is due), then
+    /// the reply's tail.
     async fn stream_events(
         &mut self,
-        shard: &Shard,
         reply: &mut Reply,
         mut prompt_tokens: PromptTokens,
-        t_read: Instant,
+        schedule: Schedule,
         chunked: bool,
         close: bool,
     ) -> io::Result<()> {
@@ -367,7 +372,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
         }
 
         let n = reply.n;
-        let due = |k: u32| t_read + shard.ttft + shard.itl * k;
+        let due = |k: u32| schedule.due(k);
         let mut k = 0;
         while k < n {
             let mut end = reply.event_end(k);
@@ -382,7 +387,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
             loop {
                 reply.push_event(&mut self.out, chunked, k, end);
                 k = end;
-                if k == n || shard.itl.is_zero() {
+                if k == n || schedule.itl.is_zero() {
                     break;
                 }
                 end = reply.event_end(k);
@@ -424,20 +429,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsRawFd> Tx<S> {
         );
     }
 
-    /// Sends the whole reply at `t_read + ttft + (max_tokens - 1) * itl`.
+    /// Sends the whole reply when its last token is due (`t_read + ttft + (max_tokens - 1) *
+    /// itl` without --max-batch).
     async fn whole_body(
         &mut self,
-        shard: &Shard,
         reply: &mut Reply,
         mut prompt_tokens: PromptTokens,
-        t_read: Instant,
+        schedule: Schedule,
         close: bool,
     ) -> io::Result<()> {
         // Deadlines are absolute: counting and formatting first costs nothing unless they
         // take longer than the wait itself.
         reply.prompt_tokens = prompt_tokens.get().await;
         self.push_unstreamed(reply, close);
-        sleep_until(t_read + shard.ttft + shard.itl * (reply.n - 1)).await;
+        sleep_until(schedule.due(reply.n - 1)).await;
         self.stream.write_all(&self.out).await?;
         self.stamp(Stamps::whole);
         Ok(())

@@ -12,10 +12,13 @@
 //! read, streamed token `k`
 //! (0-based) is written at `t_read + ttft + k * itl`; a non-streamed body at
 //! `t_read + ttft + (max_tokens - 1) * itl`. Deadlines are absolute, so nothing drifts.
+//! With `--max-batch` the mock has a capacity: requests queue for a slot and decode slows
+//! with the batch (`capacity.rs`), so latency rises past a knee as on a real server.
 //!
 //! With `--truth-log FILE` it also writes when it really read each completion request and
 //! wrote each part of the reply (CLOCK_MONOTONIC ns; format in `truth.rs`).
 
+pub mod capacity;
 mod completions;
 mod conn;
 mod control;
@@ -185,6 +188,16 @@ pub struct MockArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    // Capacity model (issue 8)
+    /// Most requests generating at once (a server's max batch / max_num_seqs); later ones
+    /// queue first come first served, and the wait adds to their TTFT. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_batch: usize,
+    /// Extra time per token for every sequence running (itself included) when a request
+    /// starts: its ITL is --itl-ms + this × batch. Needs --max-batch.
+    #[arg(long, value_name = "MS", default_value_t = 0.0, requires = "max_batch")]
+    pub batch_itl_ms: f64,
 }
 
 impl MockArgs {
@@ -250,6 +263,8 @@ impl Default for MockArgs {
             fault_seed: 0,
             tls_cert: None,
             tls_key: None,
+            max_batch: 0,
+            batch_itl_ms: 0.0,
         }
     }
 }
@@ -308,6 +323,9 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
         bail!("--sglang-tokens-per-chunk must be at least 1");
     }
     let faults = args.faults()?;
+    let batch_itl = delay("--batch-itl-ms", args.batch_itl_ms)?;
+    let capacity =
+        (args.max_batch > 0).then(|| Arc::new(capacity::Capacity::new(args.max_batch, batch_itl)));
     let options = formats::Options {
         reasoning_tokens: args.reasoning_tokens,
         sglang_tokens_per_chunk: args.sglang_tokens_per_chunk,
@@ -384,6 +402,7 @@ pub fn spawn(args: &MockArgs) -> anyhow::Result<MockHandle> {
             faults,
             ready: ready_tx.clone(),
             tls: tls.clone(),
+            capacity: capacity.clone(),
         };
         let alive = ShardAlive::new(&handle.alive);
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))

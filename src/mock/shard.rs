@@ -44,6 +44,8 @@ pub(super) struct ShardConfig {
     pub ready: mpsc::Sender<Result<(), String>>,
     /// TLS (issue 6): serve HTTPS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `--max-batch`: the slots every shard shares.
+    pub capacity: Option<Arc<super::capacity::Capacity>>,
 }
 
 /// State shared by the connections of one shard.
@@ -60,6 +62,7 @@ pub(super) struct Shard {
     pub spec: Arc<super::control::SpecStats>,
     /// Which generation requests get a fault (this shard's own count).
     pub faults: Option<super::faults::FaultSchedule>,
+    pub capacity: Option<Arc<super::capacity::Capacity>>,
     next_id: Cell<u64>,
     id_step: u64,
 }
@@ -98,6 +101,7 @@ pub(super) async fn run(config: ShardConfig) {
         faults,
         ready,
         tls,
+        capacity,
     } = config;
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
     // SAFETY: the descriptor comes from a bound, listening socket this thread now owns alone.
@@ -122,6 +126,7 @@ pub(super) async fn run(config: ShardConfig) {
         anchor,
         spec,
         faults: faults.map(super::faults::FaultSchedule::new),
+        capacity,
         next_id: Cell::new(index as u64),
         id_step: num_shards as u64,
     });

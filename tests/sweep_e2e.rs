@@ -1,0 +1,446 @@
+//! `servebench sweep` end to end against the real mock with its capacity model (`--max-batch`,
+//! `--batch-itl-ms`): the SLO search finds the mock's knee within the search's precision, a
+//! list sweep multiplies its values out and skips past saturation, a plain run stops early on
+//! saturation, two processes sweep as two hosts, and bad sweeps are refused before any run.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use servebench::mock::capacity::Capacity;
+
+mod common;
+
+use common::{temp_dir, Mock, BIN};
+
+// The mock's capacity model: 8 slots, 20 ms to the first token, then 2 ms + 0.5 ms per running
+// sequence per token; 16-token replies.
+const TTFT_MS: f64 = 20.0;
+const ITL_MS: f64 = 2.0;
+const BATCH: usize = 8;
+const BATCH_ITL_MS: f64 = 0.5;
+const OUTPUT_LEN: u32 = 16;
+
+fn ms(v: f64) -> Duration {
+    Duration::from_secs_f64(v / 1e3)
+}
+
+/// The most requests per second the mock serves: where the SLO search must land.
+fn knee() -> f64 {
+    Capacity::throughput(BATCH, ms(TTFT_MS), ms(ITL_MS), ms(BATCH_ITL_MS), OUTPUT_LEN)
+}
+
+fn capacity_mock() -> Mock {
+    Mock::start_with(
+        TTFT_MS,
+        ITL_MS,
+        &[
+            "--max-batch",
+            &BATCH.to_string(),
+            "--batch-itl-ms",
+            &BATCH_ITL_MS.to_string(),
+        ],
+    )
+}
+
+/// A sweep against `mock` writing into `dir`, with a short workload.
+fn sweep(mock: &Mock, dir: &Path, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("sweep")
+        .args(["--base-url", &mock.url, "--disable-tqdm"])
+        .args(["--dataset-name", "random", "--random-input-len", "16"])
+        .args(["--random-output-len", &OUTPUT_LEN.to_string()])
+        .args(["--saturation-min-seconds", "1", "--skip-server-alignment"])
+        .args(["-o", dir.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .expect("run servebench sweep")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn the_slo_search_finds_the_knee_of_the_capacity_model() {
+    let mock = capacity_mock();
+    let dir = temp_dir("sweep-knee");
+    let precision = 0.05;
+    // Near-constant arrivals (burstiness 1000): below capacity nothing queues; above it the
+    // queue, and TTFT with it, grows through the run. 3 s per point.
+    let stdout = ok(&sweep(
+        &mock,
+        &dir,
+        &[
+            "--burstiness",
+            "1000",
+            "--slo-search",
+            "request-rate",
+            "--slo",
+            "ttft:80",
+            "--search-start",
+            "16",
+            "--search-precision",
+            &precision.to_string(),
+            "--sweep-num-prompts-factor",
+            "3",
+        ],
+    ));
+    let summary = read_json(&dir.join("summary.json"));
+    let answer = &summary["slo"]["answer"];
+    assert_eq!(answer["status"], "found", "{answer}");
+    let (pass, fail) = (f(&answer["max_passing"]), f(&answer["min_failing"]));
+    let k = knee();
+    // The bracket is as narrow as asked, and the capacity lies in it, give or take what a
+    // 3 s run can tell apart (1.04× capacity queues 3 s × 4 % × k requests: ~120 ms of wait).
+    assert!(fail <= pass * (1.0 + precision) + 1e-9, "{pass}..{fail}");
+    assert!(
+        pass <= k * 1.04 && fail >= k * 0.96,
+        "knee {k:.2} vs bracket {pass}..{fail}"
+    );
+    assert!(
+        stdout.contains("highest request rate meeting the SLO"),
+        "{stdout}"
+    );
+
+    // Every point: a result file as `serve` writes it, at the rate the summary says.
+    let points = summary["points"].as_array().unwrap();
+    assert!(
+        points.len() >= 4 && points.len() <= 16,
+        "{} points",
+        points.len()
+    );
+    for p in points {
+        let file = dir.join(p["result_file"].as_str().unwrap());
+        let result = read_json(&file);
+        assert_eq!(f(&result["request_rate"]), f(&p["x"]), "{}", file.display());
+        assert_eq!(result["completed"], p["completed"]);
+        let meets = p["meets_slo"].as_bool().unwrap();
+        assert_eq!(
+            meets,
+            f(&p["slo_values"]["p99_ttft_ms"]) <= 80.0 && p["saturated"] == false
+        );
+        // Well past the knee the run was stopped early as saturated.
+        if f(&p["x"]) > 1.5 * k {
+            assert_eq!(p["saturated"], true, "{p}");
+            assert_eq!(result["stopped_by"], "saturation");
+        }
+        // Below it, achieved throughput follows the offered rate.
+        if meets {
+            assert!(f(&p["request_throughput"]) > 0.85 * f(&p["x"]), "{p}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_list_sweep_runs_every_combination_and_skips_past_saturation() {
+    let mock = capacity_mock();
+    let dir = temp_dir("sweep-list");
+    let params = dir.join("params.json");
+    std::fs::write(
+        &params,
+        r#"{"short": {"random_output_len": 8}, "long": {"random-output-len": 16}}"#,
+    )
+    .unwrap();
+    let stdout = ok(&sweep(
+        &mock,
+        &dir,
+        &[
+            "--sweep-request-rate",
+            "20,400,800",
+            "--sweep-params",
+            params.to_str().unwrap(),
+            "--sweep-num-prompts-factor",
+            "2",
+            "--slo",
+            "p90_ttft:100",
+            "mean_tpot:50",
+        ],
+    ));
+    let summary = read_json(&dir.join("summary.json"));
+    let points = summary["points"].as_array().unwrap();
+    // Two sets × three rates, less 800 in each set: 400 saturates the mock (≈ 73 req/s).
+    let labels: Vec<&str> = points
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "short, random_output_len=8, request_rate=20",
+            "short, random_output_len=8, request_rate=400",
+            "long, random_output_len=16, request_rate=20",
+            "long, random_output_len=16, request_rate=400"
+        ]
+    );
+    assert!(
+        stdout.contains("Skipping short, random_output_len=8, request_rate=800"),
+        "{stdout}"
+    );
+    for p in points {
+        let result = read_json(&dir.join(p["result_file"].as_str().unwrap()));
+        let out_len = if p["label"].as_str().unwrap().starts_with("short") {
+            8.0
+        } else {
+            16.0
+        };
+        assert_eq!(
+            f(&result["total_output_tokens"]) / f(&result["completed"]),
+            out_len
+        );
+        let saturated = f(&p["x"]) == 400.0;
+        assert_eq!(p["saturated"], saturated, "{p}");
+        assert_eq!(p["meets_slo"], !saturated, "{p}");
+        // The goodput the SLO implies is in every point, as --goodput would give it.
+        assert!(!result["request_goodput"].is_null());
+        assert!(p["latency_ms"]["ttft"]["p90"].is_number());
+    }
+    assert_eq!(summary["mode"], "list");
+    assert!(
+        summary["slo"]["answer"].is_null(),
+        "a list sweep searches nothing"
+    );
+    // The console table: a header and one line per point, each with its verdict.
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Sweep: 4 point(s)"))
+        .skip(2)
+        .take(4)
+        .collect();
+    assert_eq!(
+        table.iter().filter(|l| l.contains("pass")).count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        table
+            .iter()
+            .filter(|l| l.contains("FAIL  saturated"))
+            .count(),
+        2,
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_plain_run_stops_early_when_the_server_cannot_keep_up() {
+    let mock = capacity_mock();
+    let dir = temp_dir("sweep-saturation");
+    // 15 s planned at 3× capacity.
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "--base-url",
+            &mock.url,
+            "--disable-tqdm",
+            "--skip-server-alignment",
+        ])
+        .args([
+            "--dataset-name",
+            "random",
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "16",
+        ])
+        .args(["--request-rate", "220", "--num-prompts", "3300"])
+        .args(["--stop-on-saturation", "--saturation-min-seconds", "1"])
+        .args([
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "r.json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "it ran {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stdout.contains("PARTIAL RESULTS: the saturation check"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Stopping early: the server cannot keep up")
+    );
+    let r = read_json(&dir.join("r.json"));
+    assert_eq!(
+        (&r["partial"], &r["stopped_by"]),
+        (&Value::Bool(true), &Value::from("saturation"))
+    );
+    assert!(
+        f(&r["saturation"]["backlog_growth_per_s"]) > 0.1 * 220.0,
+        "{}",
+        r["saturation"]
+    );
+    assert!(f(&r["completed"]) < 3300.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_hosts_sweep_together_through_a_shared_directory() {
+    let mock = Mock::start(5.0, 1.0);
+    let dir = temp_dir("sweep-hosts");
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 4.0;
+    let host = |i: usize| {
+        Command::new(BIN)
+            .arg("sweep")
+            .args([
+                "--base-url",
+                &mock.url,
+                "--disable-tqdm",
+                "--skip-server-alignment",
+            ])
+            .args([
+                "--dataset-name",
+                "random",
+                "--random-input-len",
+                "16",
+                "--random-output-len",
+                "8",
+            ])
+            .args([
+                "--sweep-request-rate",
+                "40,80",
+                "--sweep-num-prompts-factor",
+                "1.5",
+            ])
+            .args(["--num-hosts", "2", "--host-index", &i.to_string()])
+            .args(["--start-at", &format!("{start:.3}"), "--host-gap", "2"])
+            .args(["--slo", "ttft:500"])
+            .args(["-o", dir.to_str().unwrap()])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (host(0), host(1));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["hosts"], 2);
+    let points = summary["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for (p, rate) in points.iter().zip([40.0, 80.0]) {
+        // The merged point holds both hosts' requests: the whole plan.
+        let merged = read_json(&dir.join(p["result_file"].as_str().unwrap()));
+        assert_eq!(f(&merged["completed"]), (rate * 1.5f64).ceil(), "{p}");
+        assert_eq!(merged["hosts"].as_array().unwrap().len(), 2);
+        assert_eq!(p["meets_slo"], true);
+        for i in 0..2 {
+            let index = p["index"].as_u64().unwrap();
+            let host_file = dir.join(format!("point-{index:03}/host-{i}.json"));
+            assert!(host_file.is_file(), "{}", host_file.display());
+        }
+    }
+    // The second point started after the first ended on both hosts, at one instant.
+    let t0 = |point: usize, host: usize| {
+        f(
+            &read_json(&dir.join(format!("point-{point:03}/host-{host}.json")))["servebench_host"]
+                ["t0_unix_ns"],
+        )
+    };
+    assert!(
+        (t0(1, 0) - t0(1, 1)).abs() < 200e6,
+        "host t0s {} and {}",
+        t0(1, 0),
+        t0(1, 1)
+    );
+    assert!(t0(1, 0) > t0(0, 0) + 2e9);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_sweeps_are_refused_before_any_run() {
+    let cases: [(&[&str], &str); 7] = [
+        (&[], "nothing to sweep"),
+        (
+            &["--slo-search", "request-rate"],
+            "--slo-search needs constraints",
+        ),
+        (&["--sweep-request-rate", "1,,2"], "empty item"),
+        (
+            &["--sweep-request-rate", "5", "--slo", "latency:5"],
+            "'latency' is not a metric",
+        ),
+        (
+            &[
+                "--slo-search",
+                "request-rate",
+                "--slo",
+                "ttft:5",
+                "--sweep-request-rate",
+                "1",
+            ],
+            "drop --sweep-request-rate",
+        ),
+        (
+            &[
+                "--sweep-max-concurrency",
+                "4",
+                "--num-hosts",
+                "2",
+                "--host-index",
+                "0",
+            ],
+            "needs --start-at",
+        ),
+        (
+            &["--sweep-request-rate", "5", "--num-runs", "0"],
+            "--num-runs",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = Command::new(BIN)
+            .arg("sweep")
+            .args(["--base-url", "http://127.0.0.1:9"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // A dry run prints the points and their command lines.
+    let out = Command::new(BIN)
+        .args([
+            "sweep",
+            "--dry-run",
+            "--sweep-max-concurrency",
+            "1:4*2",
+            "--request-rate",
+            "9",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("point 2: max_concurrency=4"), "{stdout}");
+    assert!(stdout.contains("--request-rate 9 --seed 3"), "{stdout}");
+}
