@@ -818,6 +818,12 @@ impl Sweep {
             crate::secrets::scrub(&result_json::to_python_json(&v)).as_bytes(),
         )
         .with_context(|| format!("cannot write {}", path.display()))?;
+        let csv_path = self.out_dir.join("summary.csv");
+        result_json::write_atomically(
+            &csv_path,
+            crate::secrets::scrub(&summary::csv(&self.points)).as_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
         if let Value::Object(m) = &v {
             write_html(&self.out_dir.join("summary.html"), m)?;
         }

@@ -149,6 +149,66 @@ impl Point {
     }
 }
 
+/// `summary.csv`: one row per point (its settings, verdict and every figure), as
+/// `vllm bench sweep` writes one for spreadsheets and pandas.
+pub fn csv(points: &[Point]) -> String {
+    let mut params: Vec<String> = Vec::new();
+    let mut figs: Vec<String> = Vec::new();
+    for p in points {
+        for k in p.params.keys() {
+            if !params.contains(k) {
+                params.push(k.clone());
+            }
+        }
+        for k in p.figures.keys() {
+            if !figs.contains(k) {
+                figs.push(k.clone());
+            }
+        }
+    }
+    let mut o = String::new();
+    let mut head: Vec<String> = vec!["index".into(), "label".into(), "result_file".into()];
+    head.extend(params.iter().cloned());
+    head.extend(["meets_slo".to_string(), "slo_why".to_string()]);
+    head.extend(figs.iter().cloned());
+    o.push_str(
+        &head
+            .iter()
+            .map(|h| csv_field(h))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    o.push('\n');
+    let cell = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => csv_field(s),
+        Some(v) => csv_field(&v.to_string()),
+    };
+    for p in points {
+        let mut row = vec![
+            p.index.to_string(),
+            csv_field(&p.label),
+            csv_field(p.result_files.first().map_or("", String::as_str)),
+        ];
+        row.extend(params.iter().map(|k| cell(p.params.get(k))));
+        row.push(p.meets().map_or(String::new(), |m| m.to_string()));
+        row.push(csv_field(p.verdict.as_ref().map_or("", |v| v.why.as_str())));
+        row.extend(figs.iter().map(|k| cell(p.figures.get(k))));
+        o.push_str(&row.join(","));
+        o.push('\n');
+    }
+    o
+}
+
+/// RFC 4180 quoting where needed.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// The console table: one line per point, in the order run.
 pub fn table(points: &[Point], variable: &str, constraints: &[Constraint]) -> String {
     let mut o = String::new();
@@ -303,6 +363,46 @@ mod tests {
         );
         assert!(lines[2].contains("30.00"), "{t}");
         assert_eq!(points[1].to_json()["meets_slo"], json!(false));
+    }
+
+    #[test]
+    fn the_csv_has_a_column_per_setting_and_figure() {
+        let mut a = Point {
+            index: 0,
+            label: "a, b".into(),
+            group: String::new(),
+            params: json!({"request_rate": 5}).as_object().unwrap().clone(),
+            x: Some(5.0),
+            result_files: vec!["point-000.json".into()],
+            figures: figures(&[run(10.0, false)]),
+            verdict: None,
+        };
+        a.verdict = Some(slo::judge(
+            &[slo::parse("ttft:5", 99.0).unwrap()],
+            &a.figures,
+            0.01,
+        ));
+        let text = csv(&[a]);
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(
+            &head[..6],
+            [
+                "index",
+                "label",
+                "result_file",
+                "request_rate",
+                "meets_slo",
+                "slo_why"
+            ]
+        );
+        assert!(head.contains(&"p99_ttft_ms"));
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("0,\"a, b\",point-000.json,5,false,p99_ttft_ms = 10.0 ms > 5 ms,"),
+            "{row}"
+        );
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
     #[test]
