@@ -2,18 +2,17 @@
 //! report` makes the same page from the saved file, and headless Chromium renders it (a
 //! screenshot of the right size that is not blank, and plots with drawn data in its DOM).
 //!
-//! Without Chromium on PATH the test installs Debian's `chromium` where it can (root with
-//! apt-get, as on CI and the usual build container); where it cannot, or with
-//! SERVEBENCH_NO_BROWSER=1, it says loudly that the browser part was skipped and why, and
-//! checks the page structurally only.
+//! Without Chromium the browser part installs it or is skipped loudly (tests/common/browser.rs),
+//! and the page is then checked structurally only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
 
 use common::temp_dir;
 
+use common::browser::{assert_screenshot_not_blank, browser_or_skip, probe};
 use common::{Mock, BIN};
 
 const PLOTS: [&str; 7] = [
@@ -206,120 +205,15 @@ fn run_writes_the_page_and_report_remakes_it_from_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Chromium (or Chrome) on PATH, by the names Debian and others give it.
-fn find_browser() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome", "chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// A browser on PATH, or Debian's chromium installed now when this runs as root with apt-get.
-fn find_or_install_browser() -> Result<PathBuf, String> {
-    if let Some(b) = find_browser() {
-        return Ok(b);
-    }
-    if std::env::var("SERVEBENCH_NO_BROWSER").as_deref() == Ok("1") {
-        return Err("SERVEBENCH_NO_BROWSER=1".into());
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let apt = Path::new("/usr/bin/apt-get").is_file();
-    if !(root && apt) {
-        return Err(
-            "no Chromium on PATH, and this is not root with apt-get to install it \
-                    (Debian/Ubuntu: `sudo apt-get install -y chromium`)"
-                .into(),
-        );
-    }
-    eprintln!("html_report: installing chromium with apt-get (once; about a minute)");
-    let installed = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-             chromium >/dev/null",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    match (installed, find_browser()) {
-        (true, Some(b)) => Ok(b),
-        _ => Err("`apt-get install chromium` failed (no package mirror reachable?)".into()),
-    }
-}
-
-fn chromium(browser: &Path, args: &[&str]) -> Output {
-    // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-        ])
-        .args(["--window-size=1280,2400"])
-        .args(args)
-        .output()
-        .expect("run chromium")
-}
-
-/// Width and height from a PNG's IHDR chunk.
-fn png_size(png: &[u8]) -> (u32, u32) {
-    assert!(
-        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
-        "not a PNG"
-    );
-    assert_eq!(&png[12..16], b"IHDR");
-    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    (be(&png[16..20]), be(&png[20..24]))
-}
-
-fn screenshot(browser: &Path, page: &Path, png: &Path) -> Vec<u8> {
-    let url = format!("file://{}", page.display());
-    let out = chromium(browser, &[&format!("--screenshot={}", png.display()), &url]);
-    std::fs::read(png).unwrap_or_else(|e| {
-        panic!(
-            "chromium wrote no screenshot ({e}); its stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 fn render_in_browser(dir: &Path, html: &str) {
-    let browser = match find_or_install_browser() {
-        Ok(b) => b,
-        Err(why) => {
-            eprintln!(
-                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !!! SKIPPED the browser part of html_report: {why}.\n\
-                 !!! The page was checked structurally only, not rendered.\n\
-                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-            );
-            return;
-        }
+    let Some(browser) = browser_or_skip("html_report") else {
+        return;
     };
-
-    // The screenshot has the window's size and is far from blank: a blank page of the same
-    // size compresses to a small fraction of a page with seven plots.
-    let page = dir.join("page.html");
-    std::fs::write(&page, html).unwrap();
-    let shot = screenshot(&browser, &page, &dir.join("page.png"));
-    assert_eq!(png_size(&shot), (1280, 2400));
-    let blank = dir.join("blank.html");
-    std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
-    let blank_shot = screenshot(&browser, &blank, &dir.join("blank.png"));
-    assert!(
-        shot.len() > 5 * blank_shot.len(),
-        "the screenshot ({} bytes) looks blank (an empty page: {} bytes)",
-        shot.len(),
-        blank_shot.len()
-    );
+    assert_screenshot_not_blank(&browser, dir, html);
 
     // The DOM after layout: a probe appended to a copy of the page measures what the browser
-    // drew (the page itself has no script) and writes it where --dump-dom shows it.
-    let probe = r#"<script>
+    // drew (the page itself has no script).
+    let probe_js = r#"
 const plots = [...document.querySelectorAll('svg.plot')].map(svg => {
   const series = svg.querySelectorAll('g.series');
   let marks = 0, length = 0;
@@ -332,30 +226,13 @@ const plots = [...document.querySelectorAll('svg.plot')].map(svg => {
            title: svg.querySelector('.chart-title')?.textContent ?? '',
            ticks: svg.querySelectorAll('text.tick').length };
 });
-const out = document.createElement('pre');
-out.id = 'probe';
-out.textContent = JSON.stringify(plots);
-document.body.appendChild(out);
-</script>"#;
-    let probed = dir.join("probed.html");
-    std::fs::write(&probed, html.replace("</body>", &format!("{probe}</body>"))).unwrap();
-    let out = chromium(
-        &browser,
-        &["--dump-dom", &format!("file://{}", probed.display())],
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom
-        .find("<pre id=\"probe\">")
-        .unwrap_or_else(|| panic!("the probe did not run; DOM:\n{dom}"))
-        + "<pre id=\"probe\">".len();
-    let end = start + dom[start..].find("</pre>").unwrap();
-    let json = dom[start..end]
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&");
-    let plots: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+probe.textContent = JSON.stringify(plots);
+"#;
+    let plots = probe(&browser, dir, html, probe_js);
+    let plots = plots.as_array().expect("a list of plots");
     let ids: Vec<&str> = plots.iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(ids, PLOTS);
-    for p in &plots {
+    for p in plots {
         let id = &p["id"];
         assert!(
             p["width"].as_f64().unwrap() > 400.0,

@@ -4,7 +4,7 @@
 //! The page is drawn from the result object alone (the `--save-detailed` map), so a page made
 //! after the run from a saved file is the same page the run would have written.
 
-mod svg;
+pub(crate) mod svg;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -199,7 +199,8 @@ pub fn render(result: &Map<String, Value>) -> String {
     o
 }
 
-const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}\
+pub(crate) const CSS: &str =
+    "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}\
 h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:24px 0 8px}\
 .glance{display:flex;flex-wrap:wrap;gap:8px 24px;margin:0 0 16px;padding:0}\
 .glance li{list-style:none}.glance b{font-variant-numeric:tabular-nums}\
@@ -302,7 +303,7 @@ fn scalar_text(v: &Value) -> String {
 }
 
 /// A float with enough digits to read, not all seventeen.
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
@@ -670,6 +671,15 @@ pub fn run(args: &crate::cli::ReportArgs) -> anyhow::Result<()> {
             "{} holds {n} results; reporting number {i} (choose with --index)",
             args.result.display()
         );
+    }
+    if chosen.1.contains_key(super::sweep_html::SWEEP_KEY) {
+        let out = args
+            .output
+            .clone()
+            .unwrap_or_else(|| default_output(&args.result));
+        super::sweep_html::write_sweep(&out, &chosen.1)?;
+        eprintln!("HTML sweep report saved to {}", out.display());
+        return Ok(());
     }
     if !chosen.1.contains_key("ttfts") {
         eprintln!(

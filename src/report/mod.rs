@@ -10,6 +10,7 @@ pub mod pyfmt;
 pub mod result_json;
 pub mod sglang;
 pub mod spec_decode;
+pub mod sweep_html;
 pub mod turns;
 
 use crate::record::{Metrics, RequestRecord};

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that run the real binary against the real mock.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! A small hand-written SVG chart: linear axes with "nice" ticks, lines, steps, points and
-//! bars, a legend, and `<title>` elements so a browser shows values on hover. Enough for the
-//! report's six plots, without a plotting crate or any script.
+//! bars, labelled reference lines, a legend, and `<title>` elements so a browser shows values
+//! on hover. Enough for the run report's and the sweep report's plots, without a plotting
+//! crate or any script.
 
 use std::fmt::Write;
 
@@ -21,7 +22,24 @@ pub enum Shape {
     Points,
     /// Bars from `x` to `x + width` (the point's x and the series' bar width).
     Bars { width: f64 },
+    /// A polyline through the points in x order, with a marker at each point that has hover
+    /// text (hollow and red where `Series::flagged` says so).
+    Line,
+    /// A dashed horizontal reference line at the first point's y, labelled with the series'
+    /// name; it widens the y range to stay in view and stays out of the legend.
+    HRule,
+    /// A dashed vertical reference line at the first point's x, labelled likewise.
+    VRule,
 }
+
+impl Shape {
+    fn is_rule(&self) -> bool {
+        matches!(self, Shape::HRule | Shape::VRule)
+    }
+}
+
+/// The colour of failing markers and of limit lines.
+pub const ALERT: &str = "#d62728";
 
 pub struct Series {
     pub name: String,
@@ -32,6 +50,10 @@ pub struct Series {
     pub hover: Vec<String>,
     /// Marked points with their own hover text (e.g. percentiles on a CDF).
     pub marks: Vec<((f64, f64), String)>,
+    /// Line: draw the line dashed (a guide such as y = x, not data).
+    pub dashed: bool,
+    /// Line: per point, whether its marker shows a failure (hollow, red).
+    pub flagged: Vec<bool>,
 }
 
 impl Series {
@@ -43,6 +65,8 @@ impl Series {
             points: Vec::new(),
             hover: Vec::new(),
             marks: Vec::new(),
+            dashed: false,
+            flagged: Vec::new(),
         }
     }
 }
@@ -166,14 +190,13 @@ impl Chart {
     /// The chart as an `<svg>` element; a chart with no data says so in its plot area.
     pub fn render(&self) -> String {
         let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
-        let pts = || {
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter().filter(finite))
-        };
-        let has_data = pts().next().is_some();
+        let has_data = self
+            .series
+            .iter()
+            .filter(|s| !s.shape.is_rule())
+            .any(|s| s.points.iter().any(|p| finite(&p)));
         let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for s in &self.series {
+        for s in self.series.iter().filter(|s| !s.shape.is_rule()) {
             for &(x, y) in s.points.iter().filter(finite) {
                 let x_end = match s.shape {
                     Shape::Bars { width } => x + width,
@@ -187,6 +210,22 @@ impl Chart {
         }
         if !has_data {
             (x_lo, x_hi, y_lo, y_hi) = (0.0, 1.0, 0.0, 1.0);
+        }
+        // A limit line far from the data is still worth seeing: the axes stretch to it.
+        if has_data {
+            for s in &self.series {
+                match (&s.shape, s.points.first()) {
+                    (Shape::HRule, Some(&(_, y))) if y.is_finite() => {
+                        y_lo = y_lo.min(y);
+                        y_hi = y_hi.max(y);
+                    }
+                    (Shape::VRule, Some(&(x, _))) if x.is_finite() => {
+                        x_lo = x_lo.min(x);
+                        x_hi = x_hi.max(x);
+                    }
+                    _ => {}
+                }
+            }
         }
         if self.y_from_zero {
             y_lo = y_lo.min(0.0);
@@ -213,7 +252,11 @@ impl Chart {
         );
         self.render_axes(&mut o, &x, &y);
         if has_data {
-            for s in &self.series {
+            let mut nth_vrule = 0;
+            for s in self.series.iter().filter(|s| s.shape.is_rule()) {
+                render_rule(&mut o, s, &x, &y, &mut nth_vrule);
+            }
+            for s in self.series.iter().filter(|s| !s.shape.is_rule()) {
                 render_series(&mut o, s, &x, &y);
             }
         } else {
@@ -281,12 +324,13 @@ impl Chart {
     }
 
     fn render_legend(&self, o: &mut String) {
-        if self.series.len() < 2 {
+        let in_legend = || self.series.iter().filter(|s| !s.shape.is_rule());
+        if in_legend().count() < 2 {
             return;
         }
         o.push_str(r#"<g class="legend">"#);
         let mut px = LEFT + 10.0;
-        for s in &self.series {
+        for s in in_legend() {
             let _ = write!(
                 o,
                 r#"<rect x="{px:.1}" y="{}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{}">{}</text>"#,
@@ -348,6 +392,9 @@ fn render_series(o: &mut String, s: &Series, x: &Axis, y: &Axis) {
                 o.push_str("</circle>");
             }
         }
+        Shape::Line => render_line(o, s, x, y),
+        // Drawn by render_rule.
+        Shape::HRule | Shape::VRule => {}
         Shape::Bars { width } => {
             let base = y.px(0f64.max(y.lo));
             for (i, &(vx, vy)) in pts.iter().enumerate() {
@@ -380,6 +427,89 @@ fn render_series(o: &mut String, s: &Series, x: &Axis, y: &Axis) {
         }
     }
     o.push_str("</g>");
+}
+
+/// A polyline in x order; hover, flags and points stay paired through the sort.
+fn render_line(o: &mut String, s: &Series, x: &Axis, y: &Axis) {
+    let mut idx: Vec<usize> = (0..s.points.len())
+        .filter(|&i| s.points[i].0.is_finite() && s.points[i].1.is_finite())
+        .collect();
+    idx.sort_by(|&a, &b| s.points[a].0.total_cmp(&s.points[b].0));
+    let mut coords = String::with_capacity(idx.len() * 12);
+    for &i in &idx {
+        let (vx, vy) = s.points[i];
+        let _ = write!(coords, "{:.1},{:.1} ", x.px(vx), y.px(vy));
+    }
+    let dash = if s.dashed {
+        r#" stroke-dasharray="5 4""#
+    } else {
+        ""
+    };
+    let _ = write!(
+        o,
+        r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8"{dash}><title>{}</title></polyline>"#,
+        coords.trim_end(),
+        s.color,
+        esc(&s.name)
+    );
+    for &i in &idx {
+        let Some(h) = s.hover.get(i) else { continue };
+        let (vx, vy) = s.points[i];
+        let (cx, cy) = (x.px(vx), y.px(vy));
+        if s.flagged.get(i).copied().unwrap_or(false) {
+            let _ = write!(
+                o,
+                r#"<circle class="fail" cx="{cx:.1}" cy="{cy:.1}" r="4" fill="white" stroke="{ALERT}" stroke-width="2">"#
+            );
+        } else {
+            let _ = write!(
+                o,
+                r#"<circle class="ok" cx="{cx:.1}" cy="{cy:.1}" r="3" fill="{}">"#,
+                s.color
+            );
+        }
+        let _ = write!(o, "<title>{}</title></circle>", esc(h));
+    }
+}
+
+/// A dashed reference line across the plot area with its label at the line's start (a limit
+/// line's label sits left, where latencies are usually low and the line is clear of data).
+/// `nth_vrule` staggers the labels of vertical lines that may stand close together.
+fn render_rule(o: &mut String, s: &Series, x: &Axis, y: &Axis, nth_vrule: &mut usize) {
+    let Some(&(vx, vy)) = s.points.first() else {
+        return;
+    };
+    let name = esc(&s.name);
+    let (x0, x1, y0, y1) = (LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP);
+    match s.shape {
+        Shape::HRule if vy.is_finite() => {
+            let py = y.px(vy);
+            let _ = write!(
+                o,
+                r#"<g class="rule hrule" data-name="{name}"><line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="{c}" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" text-anchor="start" fill="{c}">{name}</text><title>{name}</title></g>"#,
+                x0 + 6.0,
+                py - 5.0,
+                c = s.color
+            );
+        }
+        Shape::VRule if vx.is_finite() => {
+            let px = x.px(vx);
+            // Labels read left of a line in the right half, right of it otherwise.
+            let (tx, anchor) = if px > (x0 + x1) / 2.0 {
+                (px - 4.0, "end")
+            } else {
+                (px + 4.0, "start")
+            };
+            let ty = y1 + 12.0 + 14.0 * (*nth_vrule % 3) as f64;
+            *nth_vrule += 1;
+            let _ = write!(
+                o,
+                r#"<g class="rule vrule" data-name="{name}"><line x1="{px:.1}" y1="{y0}" x2="{px:.1}" y2="{y1}" stroke="{c}" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="{anchor}" fill="{c}">{name}</text><title>{name}</title></g>"#,
+                c = s.color
+            );
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -436,6 +566,70 @@ mod tests {
         assert_eq!(svg.matches("<path").count(), 1);
         let empty = Chart {
             series: vec![],
+            ..c
+        };
+        assert!(empty.render().contains("no data"));
+    }
+
+    #[test]
+    fn lines_sort_by_x_and_rules_widen_the_axes() {
+        let mut line = Series::new("p99", PALETTE[0], Shape::Line);
+        // Out of x order, as a search runs its points; one point is not finite.
+        line.points = vec![(3.0, 30.0), (1.0, 10.0), (f64::NAN, 5.0), (2.0, 20.0)];
+        line.hover = vec!["three".into(), "one".into(), "nan".into(), "two".into()];
+        line.flagged = vec![true, false, false, false];
+        let mut slo = Series::new("SLO 500 ms", ALERT, Shape::HRule);
+        slo.points = vec![(0.0, 500.0)];
+        let mut answer = Series::new("max passing", PALETTE[2], Shape::VRule);
+        answer.points = vec![(9.0, 0.0)];
+        let c = Chart {
+            id: "l".into(),
+            title: "L".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![line, slo, answer],
+            y_from_zero: true,
+            y_max: None,
+        };
+        let svg = c.render();
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        let coords: Vec<f64> = svg
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(coords.len(), 3, "the NaN point is left out");
+        assert!(
+            coords.windows(2).all(|w| w[0] < w[1]),
+            "x order: {coords:?}"
+        );
+        // Markers keep their own hover text and flag through the sort.
+        assert_eq!(svg.matches("class=\"fail\"").count(), 1);
+        assert!(svg.contains("<title>three</title></circle>"));
+        let fail = svg.find("class=\"fail\"").unwrap();
+        assert!(svg[fail..].starts_with("class=\"fail\"") && svg[fail..].contains("three"));
+        assert_eq!(svg.matches("class=\"ok\"").count(), 2);
+        // The rules are drawn and reach past the data (y to 500, x to 9).
+        assert!(svg.contains("class=\"rule hrule\" data-name=\"SLO 500 ms\""));
+        assert!(svg.contains("class=\"rule vrule\" data-name=\"max passing\""));
+        let y_ticks: Vec<&str> = svg
+            .match_indices("text-anchor=\"end\">")
+            .map(|(i, m)| &svg[i + m.len()..])
+            .map(|t| t.split('<').next().unwrap())
+            .collect();
+        assert!(y_ticks.contains(&"500"), "y ticks {y_ticks:?}");
+        // Rules stay out of the legend: one data series, no legend.
+        assert!(!svg.contains("class=\"legend\""));
+        // Rules alone are not data.
+        let mut only = Series::new("SLO", ALERT, Shape::HRule);
+        only.points = vec![(0.0, 1.0)];
+        let empty = Chart {
+            series: vec![only],
             ..c
         };
         assert!(empty.render().contains("no data"));
