@@ -37,7 +37,7 @@ pub enum Command {
     /// the highest load it carries within an error budget.
     Calibrate(crate::calibrate::CalibrateArgs),
     /// Make the HTML report (plots and summary) from a saved result file (--save-detailed
-    /// for the plots).
+    /// for the plots), or the curves of a sweep from its summary.json.
     Report(ReportArgs),
     /// Result files side by side: key figures, change against the first in %, better/worse.
     Compare(CompareArgs),
@@ -61,7 +61,8 @@ pub struct MergeArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
-    /// The result file (--save-result --save-detailed); JSON lines: see --index.
+    /// The result file (--save-result --save-detailed; JSON lines: see --index), or a
+    /// sweep's summary.json.
     pub result: std::path::PathBuf,
     /// Where to write the page (default: the result file's name with .html).
     #[arg(short, long)]

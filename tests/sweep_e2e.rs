@@ -119,6 +119,12 @@ fn the_slo_search_finds_the_knee_of_the_capacity_model() {
         stdout.contains("highest request rate meeting the SLO"),
         "{stdout}"
     );
+    // The page of this very sweep, rendered in headless Chromium.
+    let html = std::fs::read_to_string(dir.join("summary.html")).unwrap();
+    common::browser::check_sweep_page(&dir, &html, summary.as_object().unwrap());
+    if let Ok(png) = std::env::var("SERVEBENCH_SWEEP_E2E_SCREENSHOT") {
+        common::browser::full_page_screenshot(&dir, &html, Path::new(&png));
+    }
 
     // Every point: a result file as `serve` writes it, at the rate the summary says.
     let points = summary["points"].as_array().unwrap();

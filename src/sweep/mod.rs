@@ -167,6 +167,8 @@ struct Sweep {
     searches: Vec<Value>,
     date: String,
     bench: BenchArgs,
+    /// The model the first run reported.
+    model_id: Option<String>,
 }
 
 /// `servebench sweep`. `raw` is the command line after `sweep` (normalized).
@@ -422,6 +424,7 @@ impl Sweep {
             searches: Vec::new(),
             date,
             bench: args.bench.clone(),
+            model_id: None,
         })
     }
 
@@ -711,6 +714,12 @@ impl Sweep {
                     result
                 }
             };
+            if self.model_id.is_none() {
+                self.model_id = result
+                    .get("model_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
             runs.push(result);
             if stop::stopped_by().is_some() {
                 break;
@@ -792,7 +801,8 @@ impl Sweep {
             "servebench_version": env!("CARGO_PKG_VERSION"),
             "date": self.date,
             "backend": self.bench.backend,
-            "model_id": self.bench.model,
+            // As the runs found it (the server's first model when --model is not given).
+            "model_id": self.model_id.clone().or(self.bench.model.clone()),
             "base_url": self.bench.base_url.clone().unwrap_or_else(|| format!("http://{}:{}", self.bench.host, self.bench.port)),
             "variable": self.variable.key(),
             "mode": if self.opts.slo_search.is_some() { "search" } else { "list" },
@@ -825,7 +835,7 @@ impl Sweep {
         )
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
         if let Value::Object(m) = &v {
-            write_html(&self.out_dir.join("summary.html"), m)?;
+            crate::report::sweep_html::write_sweep(&self.out_dir.join("summary.html"), m)?;
         }
         Ok(())
     }
@@ -834,9 +844,4 @@ impl Sweep {
 /// `path` relative to `dir` when inside it.
 fn rel(dir: &Path, path: &Path) -> String {
     path.strip_prefix(dir).unwrap_or(path).display().to_string()
-}
-
-// Until the sweep report lands (report::sweep_html).
-fn write_html(_path: &Path, _summary: &Map<String, Value>) -> anyhow::Result<()> {
-    Ok(())
 }
