@@ -12,7 +12,7 @@ mod common;
 
 use common::temp_dir;
 
-use common::browser::{assert_screenshot_not_blank, browser_or_skip, probe};
+use common::browser::{assert_screenshot_not_blank, browser_or_skip, plot, probe};
 use common::{Mock, BIN};
 
 const PLOTS: [&str; 7] = [
@@ -72,16 +72,6 @@ fn without_dates(html: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
-}
-
-/// The `<svg class="plot" id=ID ...>...</svg>` element of one plot.
-fn plot<'a>(html: &'a str, id: &str) -> &'a str {
-    let open = format!("<svg class=\"plot\" id=\"{id}\"");
-    let start = html
-        .find(&open)
-        .unwrap_or_else(|| panic!("no plot {id} in the page"));
-    let len = html[start..].find("</svg>").expect("closed svg");
-    &html[start..start + len]
 }
 
 /// Checks that need no browser: every plot present and drawn with data, the summary table,

@@ -44,14 +44,21 @@ fn capacity_mock() -> Mock {
     )
 }
 
-/// A sweep against `mock` writing into `dir`, with a short workload.
-fn sweep(mock: &Mock, dir: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("sweep")
+/// `servebench [SUBCOMMAND]` against `mock` with short random prompts of `output_len` tokens.
+fn servebench(sub: Option<&str>, mock: &Mock, output_len: u32) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(sub)
         .args(["--base-url", &mock.url, "--disable-tqdm"])
         .args(["--dataset-name", "random", "--random-input-len", "16"])
-        .args(["--random-output-len", &OUTPUT_LEN.to_string()])
-        .args(["--saturation-min-seconds", "1", "--skip-server-alignment"])
+        .args(["--random-output-len", &output_len.to_string()])
+        .arg("--skip-server-alignment");
+    c
+}
+
+/// A sweep against `mock` writing into `dir`, with a short workload.
+fn sweep(mock: &Mock, dir: &Path, extra: &[&str]) -> Output {
+    servebench(Some("sweep"), mock, OUTPUT_LEN)
+        .args(["--saturation-min-seconds", "1"])
         .args(["-o", dir.to_str().unwrap()])
         .args(extra)
         .output()
@@ -253,21 +260,7 @@ fn a_plain_run_stops_early_when_the_server_cannot_keep_up() {
     let dir = temp_dir("sweep-saturation");
     // 15 s planned at 3× capacity.
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .args([
-            "--base-url",
-            &mock.url,
-            "--disable-tqdm",
-            "--skip-server-alignment",
-        ])
-        .args([
-            "--dataset-name",
-            "random",
-            "--random-input-len",
-            "16",
-            "--random-output-len",
-            "16",
-        ])
+    let out = servebench(None, &mock, OUTPUT_LEN)
         .args(["--request-rate", "220", "--num-prompts", "3300"])
         .args(["--stop-on-saturation", "--saturation-min-seconds", "1"])
         .args([
@@ -316,22 +309,7 @@ fn two_hosts_sweep_together_through_a_shared_directory() {
         .as_secs_f64()
         + 4.0;
     let host = |i: usize| {
-        Command::new(BIN)
-            .arg("sweep")
-            .args([
-                "--base-url",
-                &mock.url,
-                "--disable-tqdm",
-                "--skip-server-alignment",
-            ])
-            .args([
-                "--dataset-name",
-                "random",
-                "--random-input-len",
-                "16",
-                "--random-output-len",
-                "8",
-            ])
+        servebench(Some("sweep"), &mock, 8)
             .args([
                 "--sweep-request-rate",
                 "40,80",
@@ -432,6 +410,29 @@ fn bad_sweeps_are_refused_before_any_run() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // vLLM's spellings: --bench-params, --sla-variable max_concurrency.
+    let dir = temp_dir("sweep-dry");
+    let params = dir.join("p.json");
+    std::fs::write(&params, r#"[{"random_input_len": 64}]"#).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "sweep",
+            "--dry-run",
+            "--sla-variable",
+            "max_concurrency",
+            "--slo",
+            "ttft:9",
+        ])
+        .args(["--bench-params", params.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("an SLO search over each combination"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--random-input-len 64"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
     // A dry run prints the points and their command lines.
     let out = Command::new(BIN)
         .args([

@@ -48,7 +48,7 @@ pub struct SweepOptions {
     /// JSON file of parameter sets, as `vllm bench sweep`'s --bench-params: a list of objects
     /// (flag → value, optional "_benchmark_name") or an object of named ones. Every set runs
     /// with every swept value.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", alias = "bench-params")]
     pub sweep_params: Option<PathBuf>,
     /// Prompts per point: FACTOR × the point's rate (so each point lasts about FACTOR
     /// seconds) or × its concurrency. Default: --num-prompts as given; for a search without
@@ -76,8 +76,9 @@ pub struct SweepOptions {
     /// A point with more than this share of failed requests does not meet the SLO.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
     pub slo_max_failed: f64,
-    /// Search for the highest request rate or max concurrency that meets the SLO.
-    #[arg(long, value_name = "VARIABLE", value_parser = ["request-rate", "max-concurrency"])]
+    /// Search for the highest request rate or max concurrency that meets the SLO (also
+    /// spelt as vLLM's --sla-variable request_rate|max_concurrency).
+    #[arg(long, value_name = "VARIABLE", alias = "sla-variable", value_parser = parse_variable)]
     pub slo_search: Option<String>,
     /// Lowest value the search tries (default 0.1 req/s, or concurrency 1).
     #[arg(long, value_name = "X")]
@@ -111,6 +112,14 @@ pub struct SweepOptions {
     /// (the next plan is built in it), on top of --cooldown.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub host_gap: f64,
+}
+
+/// `request-rate` or `max-concurrency` (underscores too, as vLLM writes them).
+fn parse_variable(s: &str) -> Result<String, String> {
+    match s.replace('_', "-").as_str() {
+        v @ ("request-rate" | "max-concurrency") => Ok(v.to_string()),
+        _ => Err(format!("'{s}': search request-rate or max-concurrency")),
+    }
 }
 
 #[derive(Args, Debug, Clone)]
