@@ -32,6 +32,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 /// [`run`], returning the result object (as `--save-result` writes it, without the
 /// per-request arrays) for callers that go on with it (`servebench sweep`).
 pub fn run_measured(args: &BenchArgs) -> anyhow::Result<Map<String, Value>> {
+    run_measured_at(args, None)
+}
+
+/// Decides the start instant once the plan is built and the server checked (a multi-host
+/// sweep's barrier: every host ready, then one common start).
+pub type StartBarrier<'a> = &'a mut dyn FnMut() -> anyhow::Result<std::time::SystemTime>;
+
+/// [`run_measured`], with the start from `barrier` when given (never before `--start-at`).
+pub fn run_measured_at(
+    args: &BenchArgs,
+    barrier: Option<StartBarrier>,
+) -> anyhow::Result<Map<String, Value>> {
     // Both engines run on io_uring: where it is blocked, say why before any work.
     engine::uring_check::probe()?;
     let setup = prepare(args)?;
@@ -45,7 +57,7 @@ pub fn run_measured(args: &BenchArgs) -> anyhow::Result<Map<String, Value>> {
     // Multi-host (issue 7): which host this is, and the common start, settled before the plan.
     let hosts =
         crate::multihost::resolve(args.num_hosts, args.host_index, &|k| std::env::var(k).ok())?;
-    let start_at = args
+    let mut start_at = args
         .start_at
         .as_deref()
         .map(|t| crate::multihost::parse_start_at(t, std::time::SystemTime::now()))
@@ -206,6 +218,10 @@ pub fn run_measured(args: &BenchArgs) -> anyhow::Result<Map<String, Value>> {
     // vLLM reads the speculative-decoding counters before and after; servers without them
     // (or without /metrics) simply get no such section.
     let spec_before = spec_counters(&target);
+    if let Some(barrier) = barrier {
+        let at = barrier()?;
+        start_at = Some(start_at.map_or(at, |s| s.max(at)));
+    }
     // From here a Ctrl-C stops the run and still reports it; before, it simply exits. The
     // handler stays until the files are written (a third signal ends the process at once).
     if let Err(e) = stop::install(std::time::Duration::from_secs_f64(args.shutdown_grace)) {

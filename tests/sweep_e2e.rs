@@ -303,11 +303,6 @@ fn a_plain_run_stops_early_when_the_server_cannot_keep_up() {
 fn two_hosts_sweep_together_through_a_shared_directory() {
     let mock = Mock::start(5.0, 1.0);
     let dir = temp_dir("sweep-hosts");
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        + 4.0;
     let host = |i: usize| {
         servebench(Some("sweep"), &mock, 8)
             .args([
@@ -317,13 +312,16 @@ fn two_hosts_sweep_together_through_a_shared_directory() {
                 "1.5",
             ])
             .args(["--num-hosts", "2", "--host-index", &i.to_string()])
-            .args(["--start-at", &format!("{start:.3}"), "--host-gap", "2"])
+            .args(["--host-gap", "1"])
             .args(["--slo", "ttft:500"])
             .args(["-o", dir.to_str().unwrap()])
             .spawn()
             .unwrap()
     };
-    let (mut a, mut b) = (host(0), host(1));
+    // Host 1 comes 1.5 s late: the barrier holds host 0 until it is ready.
+    let mut a = host(0);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut b = host(1);
     assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["hosts"], 2);
@@ -341,20 +339,44 @@ fn two_hosts_sweep_together_through_a_shared_directory() {
             assert!(host_file.is_file(), "{}", host_file.display());
         }
     }
-    // The second point started after the first ended on both hosts, at one instant.
+    // Each point started at one instant on both hosts, the second after the first ended.
     let t0 = |point: usize, host: usize| {
         f(
             &read_json(&dir.join(format!("point-{point:03}/host-{host}.json")))["servebench_host"]
                 ["t0_unix_ns"],
         )
     };
+    for point in 0..2 {
+        let (a, b) = (t0(point, 0), t0(point, 1));
+        assert!((a - b).abs() < 50e6, "point {point}: host t0s {a} and {b}");
+    }
+    assert!(t0(1, 0) > t0(0, 0) + 1.5e9);
+
+    // The same directory again: the other host's files are an earlier sweep's.
+    let out = servebench(Some("sweep"), &mock, 8)
+        .args([
+            "--sweep-request-rate",
+            "40",
+            "--sweep-num-prompts-factor",
+            "1",
+        ])
+        .args([
+            "--num-hosts",
+            "2",
+            "--host-index",
+            "0",
+            "--host-wait-timeout",
+            "1",
+        ])
+        .args(["-o", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        (t0(1, 0) - t0(1, 1)).abs() < 200e6,
-        "host t0s {} and {}",
-        t0(1, 0),
-        t0(1, 1)
+        stderr.contains("an earlier sweep's files; give every host a new -o"),
+        "{stderr}"
     );
-    assert!(t0(1, 0) > t0(0, 0) + 2e9);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -391,7 +413,7 @@ fn bad_sweeps_are_refused_before_any_run() {
                 "--host-index",
                 "0",
             ],
-            "needs --start-at",
+            "needs -o/--output-dir",
         ),
         (
             &["--sweep-request-rate", "5", "--num-runs", "0"],

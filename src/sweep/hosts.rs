@@ -5,10 +5,13 @@
 //! files, so every host judges the point the same way and picks the same next point; no host
 //! talks to another except through the files.
 //!
-//! Points start at agreed wall-clock instants: the first at `--start-at`, each next one
-//! `--cooldown` + `--host-gap` seconds after the last host's end of the previous point (as
-//! the merged files say), which every host computes alike. Host 0 writes the merged point
-//! files and the summary.
+//! Points start together through a barrier in the same directory: once a host has built the
+//! point's plan and checked the server, it writes `point-NNN/ready-host-I` (its wall-clock
+//! time) and waits for every host's; the point starts `--host-gap` seconds after the last host
+//! was ready (time to open connections and warm up), an instant every host reads from the same
+//! files. However long a plan takes to build, no host starts late. `--start-at`, when given,
+//! is the earliest start of the first point. Host 0 writes the merged point files and the
+//! summary.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,11 +20,12 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use crate::cli::BenchArgs;
-use crate::multihost::{self, merge, Hosts};
+use crate::multihost::{self, merge, unix_ns, Hosts};
 
 pub struct Coordinator {
     hosts: Hosts,
-    next_start: SystemTime,
+    /// `--start-at`: no point starts before it.
+    earliest: Option<SystemTime>,
     wait: Duration,
     gap: Duration,
 }
@@ -38,21 +42,19 @@ impl Coordinator {
         if hosts.num_hosts <= 1 {
             return Ok(None);
         }
-        let Some(at) = &bench.start_at else {
-            bail!(
-                "a sweep over {} hosts needs --start-at for its first point (the same instant on every host, e.g. --start-at $(date -d '+60 sec' +%s)); later points start on their own",
-                hosts.num_hosts
-            );
-        };
-        let next_start =
-            multihost::parse_start_at(at, SystemTime::now()).map_err(anyhow::Error::msg)?;
-        if !(opts.host_gap.is_finite() && opts.host_gap >= 1.0) {
-            bail!("--host-gap must be at least 1 second (the next plan is built in it)");
+        let earliest = bench
+            .start_at
+            .as_deref()
+            .map(|at| multihost::parse_start_at(at, SystemTime::now()))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        if !(opts.host_gap.is_finite() && opts.host_gap >= 0.5) {
+            bail!("--host-gap must be at least 0.5 seconds (connections open and warm up in it)");
         }
         eprintln!("{}", hosts.describe());
         Ok(Some(Coordinator {
             hosts,
-            next_start,
+            earliest,
             wait: Duration::from_secs_f64(opts.host_wait_timeout.max(1.0)),
             gap: Duration::from_secs_f64(opts.host_gap),
         }))
@@ -66,64 +68,68 @@ impl Coordinator {
         self.hosts.num_hosts
     }
 
-    /// The next point's `--start-at` (unix seconds, ms resolution).
-    pub fn next_start_arg(&self) -> String {
-        let ms = self
-            .next_start
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        format!("{}.{:03}", ms / 1000, ms % 1000)
+    /// The barrier before a point in `dir` (see the module's comment): returns its start.
+    pub fn barrier(&self, dir: &Path) -> anyhow::Result<SystemTime> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let now = unix_ns(SystemTime::now());
+        let mine = dir.join(format!("ready-host-{}", self.hosts.host_index));
+        crate::report::result_json::write_atomically(&mine, now.to_string().as_bytes())
+            .with_context(|| format!("cannot write {}", mine.display()))?;
+        let paths: Vec<PathBuf> = (0..self.hosts.num_hosts)
+            .map(|i| dir.join(format!("ready-host-{i}")))
+            .collect();
+        self.wait_for(&paths, dir, "ready")?;
+        let mut last = 0u64;
+        for p in &paths {
+            let t: u64 = std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .with_context(|| format!("{} does not hold a time", p.display()))?;
+            // A file from an earlier sweep into the same directory, not this one's.
+            if t + (self.wait.as_nanos() as u64) < now {
+                bail!(
+                    "{} is older than this sweep: the output directory holds an earlier sweep's files; give every host a new -o",
+                    p.display()
+                );
+            }
+            last = last.max(t);
+        }
+        let start = UNIX_EPOCH + Duration::from_nanos(last) + self.gap;
+        Ok(self.earliest.map_or(start, |e| e.max(start)))
     }
 
-    /// Waits for every host's file of the point in `dir`, merges them, sets the next start;
-    /// host 0 also writes the merged result to `merged_path`.
-    pub fn gather(
-        &mut self,
-        dir: &Path,
-        cooldown: f64,
-        merged_path: &Path,
-    ) -> anyhow::Result<Map<String, Value>> {
-        let paths: Vec<PathBuf> = (0..self.hosts.num_hosts)
-            .map(|i| dir.join(format!("host-{i}.json")))
-            .collect();
+    fn wait_for(&self, paths: &[PathBuf], dir: &Path, what: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.wait;
         loop {
             let missing: Vec<&PathBuf> = paths.iter().filter(|p| !p.is_file()).collect();
             if missing.is_empty() {
-                break;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "waited {} s for the other hosts' results of this point; still missing: {} (did a host fail? is {} shared by every host?)",
+                    "waited {} s (--host-wait-timeout) for the other hosts' {what} files of this point; still missing: {} (did a host fail? is {} shared by every host?)",
                     self.wait.as_secs(),
-                    missing.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                    missing
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     dir.display()
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits for every host's result of the point in `dir` and merges them; host 0 also
+    /// writes the merged result to `merged_path`.
+    pub fn gather(&self, dir: &Path, merged_path: &Path) -> anyhow::Result<Map<String, Value>> {
+        let paths: Vec<PathBuf> = (0..self.hosts.num_hosts)
+            .map(|i| dir.join(format!("host-{i}.json")))
+            .collect();
+        self.wait_for(&paths, dir, "result")?;
         let files = merge::read_inputs(&paths)?;
         let merged = merge::merge(&files)?;
-        let end_ns = files
-            .iter()
-            .filter_map(|f| {
-                Some(f.host.get("t0_unix_ns")?.as_u64()? + f.host.get("duration_ns")?.as_u64()?)
-            })
-            .max()
-            .context("the host files have no t0_unix_ns/duration_ns")?;
-        let next = UNIX_EPOCH
-            + Duration::from_nanos(end_ns)
-            + Duration::from_secs_f64(cooldown)
-            + self.gap;
-        // Every host must pick the same instant, so none is moved for being late: a start
-        // already past fails here, the same on every host that sees it.
-        if next < SystemTime::now() {
-            bail!(
-                "the hosts' results of this point came in later than --host-gap {} s after its end allows; raise --host-gap",
-                self.gap.as_secs_f64()
-            );
-        }
-        self.next_start = next;
         let mut result = merged.result;
         // Saturation on any host marks the point, as on a single host.
         if let Some(s) = files
@@ -140,7 +146,9 @@ impl Coordinator {
         }
         if self.hosts.host_index == 0 {
             crate::report::result_json::write(merged_path, &Value::Object(result.clone()), false)
-                .with_context(|| format!("cannot write the merged point {}", merged_path.display()))?;
+                .with_context(|| {
+                    format!("cannot write the merged point {}", merged_path.display())
+                })?;
         }
         Ok(result)
     }

@@ -108,9 +108,9 @@ pub struct SweepOptions {
     /// With --num-hosts: longest wait for the other hosts' results of a point, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 900.0)]
     pub host_wait_timeout: f64,
-    /// With --num-hosts: seconds between the last host's end of a point and the next start
-    /// (the next plan is built in it), on top of --cooldown.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    /// With --num-hosts: seconds from the last host ready (its plan built) to a point's start,
+    /// for connections and warmups.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub host_gap: f64,
 }
 
@@ -686,7 +686,7 @@ impl Sweep {
         let mut runs = Vec::new();
         let mut files = Vec::new();
         for run in 0..self.opts.num_runs {
-            if (index > 0 || run > 0) && self.opts.cooldown > 0.0 && self.hosts.is_none() {
+            if (index > 0 || run > 0) && self.opts.cooldown > 0.0 {
                 std::thread::sleep(Duration::from_secs_f64(self.opts.cooldown));
             }
             println!("\n{}", "=".repeat(72));
@@ -699,22 +699,23 @@ impl Sweep {
                 },
                 p.label()
             );
-            let mut extra = self.point_args(p, index, run);
-            if let Some(h) = &self.hosts {
-                extra.extend(["--start-at".into(), h.next_start_arg()]);
-            }
+            let extra = self.point_args(p, index, run);
             let bench = argv::parse_point(&self.base_args, &extra).map_err(|e| {
                 anyhow::anyhow!("point {}: its serve flags do not parse: {e}", p.label())
             })?;
-            let result = crate::bench::run_measured(&bench)
-                .with_context(|| format!("sweep point {index} ({})", p.label()))?;
             let (dir, file) = self.result_place(index, run);
+            let result = match &self.hosts {
+                // Every host ready (plan built), then one start for all.
+                Some(h) => crate::bench::run_measured_at(&bench, Some(&mut || h.barrier(&dir))),
+                None => crate::bench::run_measured(&bench),
+            }
+            .with_context(|| format!("sweep point {index} ({})", p.label()))?;
             let merged_path = self
                 .out_dir
                 .join(format!("{}.json", self.run_stem(index, run)));
-            let result = match &mut self.hosts {
+            let result = match &self.hosts {
                 Some(h) => {
-                    let merged = h.gather(&dir, self.opts.cooldown, &merged_path)?;
+                    let merged = h.gather(&dir, &merged_path)?;
                     files.push(rel(&self.out_dir, &merged_path));
                     merged
                 }
