@@ -164,6 +164,45 @@ fn the_slo_search_finds_the_knee_of_the_capacity_model() {
 }
 
 #[test]
+fn a_concurrency_search_finds_the_mock_s_batch_size() {
+    // All requests at once, C in flight: up to the mock's 8 slots nothing queues and TTFT is
+    // 20 ms; one more and a request waits a whole reply (~80 ms) for a slot.
+    let mock = capacity_mock();
+    let dir = temp_dir("sweep-concurrency");
+    let stdout = ok(&sweep(
+        &mock,
+        &dir,
+        &[
+            "--slo-search",
+            "max-concurrency",
+            "--slo",
+            "p90_ttft:60",
+            "--sweep-num-prompts-factor",
+            "12",
+        ],
+    ));
+    let summary = read_json(&dir.join("summary.json"));
+    let answer = &summary["slo"]["answer"];
+    assert_eq!(answer["status"], "found", "{answer}");
+    assert_eq!(
+        (f(&answer["max_passing"]), f(&answer["min_failing"])),
+        (BATCH as f64, BATCH as f64 + 1.0),
+        "{stdout}"
+    );
+    assert_eq!(summary["variable"], "max_concurrency");
+    for p in summary["points"].as_array().unwrap() {
+        let result = read_json(&dir.join(p["result_file"].as_str().unwrap()));
+        assert_eq!(f(&result["max_concurrency"]), f(&p["x"]));
+        assert_eq!(f(&result["completed"]), 12.0 * f(&p["x"]));
+    }
+    assert!(
+        stdout.contains("highest max concurrency meeting the SLO: 8 (fails at 9)"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_list_sweep_runs_every_combination_and_skips_past_saturation() {
     let mock = capacity_mock();
     let dir = temp_dir("sweep-list");

@@ -99,7 +99,8 @@ pub struct SweepOptions {
     /// higher values after a saturated point).
     #[arg(long)]
     pub no_stop_on_saturation: bool,
-    /// Go on with the next point when one fails to run (it is recorded as an error).
+    /// Go on with the next point when one fails to run (server gone, a bad parameter): the
+    /// error is printed and the point left out of the summary.
     #[arg(long)]
     pub continue_on_error: bool,
     /// Print the points and their command lines, run nothing.
