@@ -412,6 +412,15 @@ impl Sweep {
             }
         }
 
+        // Credentials in --header stay out of the dry run's lines and the summary's command.
+        let headers: Vec<(String, String)> = args
+            .bench
+            .header
+            .iter()
+            .filter_map(|h| h.split_once('=').or_else(|| h.split_once(':')))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        crate::secrets::register_headers(&headers);
         let hosts = hosts::Coordinator::new(&args.bench, o)?;
         let date = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
         let out_dir = match &o.output_dir {
@@ -530,11 +539,12 @@ impl Sweep {
         for (i, p) in combos.iter().enumerate() {
             let args = self.point_args(p, i, 0);
             println!("point {i}: {}", p.label());
-            println!(
+            let line = format!(
                 "  servebench serve {} {}",
                 self.base_args.join(" "),
                 args.join(" ")
             );
+            println!("{}", crate::secrets::scrub(&line));
         }
         Ok(())
     }
