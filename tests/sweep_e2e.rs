@@ -442,6 +442,54 @@ fn two_hosts_sweep_together_through_a_shared_directory() {
 }
 
 #[test]
+fn ctrl_c_ends_the_sweep_and_keeps_what_it_measured() {
+    use std::io::{BufRead, BufReader};
+    let mock = Mock::start(5.0, 1.0);
+    let dir = temp_dir("sweep-sigint");
+    // Three points of 10 s each; SIGINT 1.5 s into the first.
+    let mut child = servebench(Some("sweep"), &mock, 8)
+        .args([
+            "--sweep-request-rate",
+            "20,40,80",
+            "--sweep-num-prompts-factor",
+            "10",
+        ])
+        .args(["-o", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.starts_with("Maximum request concurrency") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill only signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    for line in lines {
+        stdout.push_str(&line.unwrap());
+        stdout.push('\n');
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{stdout}");
+    let summary = read_json(&dir.join("summary.json"));
+    let points = summary["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{stdout}");
+    assert_eq!(points[0]["partial"], true);
+    let result = read_json(&dir.join(points[0]["result_file"].as_str().unwrap()));
+    assert_eq!(result["stopped_by"], "SIGINT");
+    assert!(f(&result["completed"]) > 0.0 && f(&result["completed"]) < 200.0);
+    assert!(stdout.contains("Sweep: 1 point(s)"), "{stdout}");
+    assert!(!stdout.contains("Sweep point 1:"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_sweeps_are_refused_before_any_run() {
     let cases: [(&[&str], &str); 7] = [
         (&[], "nothing to sweep"),
