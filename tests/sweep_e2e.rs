@@ -270,11 +270,10 @@ fn a_list_sweep_runs_every_combination_and_skips_past_saturation() {
     );
     for p in points {
         let result = read_json(&dir.join(p["result_file"].as_str().unwrap()));
-        let out_len = if p["label"].as_str().unwrap().starts_with("short") {
-            8.0
-        } else {
-            16.0
-        };
+        let short = p["label"].as_str().unwrap().starts_with("short");
+        let out_len = if short { 8.0 } else { 16.0 };
+        // A named set is its curve's name.
+        assert_eq!(p["group"], if short { "short" } else { "long" });
         assert_eq!(
             f(&result["total_output_tokens"]) / f(&result["completed"]),
             out_len

@@ -30,6 +30,11 @@ const METRICS: [(&str, &str); 4] = [
 const LINE_STATS: [&str; 3] = ["p50", "p90", "p99"];
 const STAT_COLORS: [&str; 4] = [PALETTE[0], PALETTE[2], PALETTE[3], "#ff7f0e"];
 const GUIDE: &str = "#999999";
+/// One colour per curve when the sweep has several (parameter sets × a swept value); red is
+/// left to failures and limits.
+const GROUP_COLORS: [&str; 8] = [
+    "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+];
 
 const SWEEP_CSS: &str = ".answer{font-size:16px;margin:0 0 16px;padding:8px 12px;\
 border-left:4px solid #2ca02c;background:#f3faf3}\
@@ -79,6 +84,8 @@ struct Point<'a> {
     m: &'a Map<String, Value>,
     index: Option<f64>,
     label: String,
+    /// The point's settings other than the swept value: its curve.
+    group: String,
     x: Option<f64>,
     throughput: Option<f64>,
     meets: Option<bool>,
@@ -96,6 +103,11 @@ impl<'a> Point<'a> {
                 .get("label")
                 .and_then(Value::as_str)
                 .unwrap_or("?")
+                .to_string(),
+            group: m
+                .get("group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
                 .to_string(),
             x: num(m, "x"),
             throughput: num(m, "request_throughput"),
@@ -153,6 +165,21 @@ impl<'a> Point<'a> {
     fn failing(&self) -> bool {
         self.meets == Some(false)
     }
+}
+
+/// The curves of a sweep: its points' groups in the order first run.
+fn groups(points: &[Point]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in points {
+        if !out.contains(&p.group) {
+            out.push(p.group.clone());
+        }
+    }
+    out
+}
+
+fn group_color(i: usize) -> &'static str {
+    GROUP_COLORS[i % GROUP_COLORS.len()]
 }
 
 /// A finite number under `k` (a null, a string such as "inf" or a missing key is None).
@@ -376,11 +403,36 @@ fn latency_chart(metric: &str, points: &[Point], constraints: &[Constraint]) -> 
         }
     }
     let mut series = Vec::new();
-    for (i, stat) in stats.iter().enumerate() {
-        let color = STAT_COLORS[i.min(STAT_COLORS.len() - 1)];
-        let mut s = Series::new(format!("{stat} {name}"), color, Shape::Line);
-        let on = limits.iter().find(|c| c.stat == *stat);
-        for p in points {
+    // Several curves: one line each, of the constrained statistic (else p99).
+    let groups = groups(points);
+    let lines: Vec<(String, &str, &'static str, Option<&str>)> = if groups.len() > 1 {
+        let stat = limits.first().map_or("p99", |c| c.stat.as_str());
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                (
+                    format!("{g}: {stat} {name}"),
+                    stat,
+                    group_color(i),
+                    Some(g.as_str()),
+                )
+            })
+            .collect()
+    } else {
+        stats
+            .iter()
+            .enumerate()
+            .map(|(i, stat)| {
+                let color = STAT_COLORS[i.min(STAT_COLORS.len() - 1)];
+                (format!("{stat} {name}"), *stat, color, None)
+            })
+            .collect()
+    };
+    for (title, stat, color, group) in lines {
+        let mut s = Series::new(title, color, Shape::Line);
+        let on = limits.iter().find(|c| c.stat == stat);
+        for p in points.iter().filter(|p| group.is_none_or(|g| p.group == g)) {
             let v = match on {
                 Some(c) => p.slo_value(c),
                 None => p.latency(metric, stat),
@@ -435,10 +487,38 @@ fn load_label(variable: &str) -> String {
     }
 }
 
-/// A line of one point key against the offered load (points without a finite x are left out).
-fn load_series(points: &[Point], name: &str, key: &str, unit: &str, color: &'static str) -> Series {
+/// Lines of one point key against the offered load, one per curve (points without a finite x
+/// are left out); several curves are named by their settings and coloured apart.
+fn load_series(
+    points: &[Point],
+    name: &str,
+    key: &str,
+    unit: &str,
+    color: &'static str,
+) -> Vec<Series> {
+    let groups = groups(points);
+    if groups.len() <= 1 {
+        return vec![load_line(points, name, key, unit, color)];
+    }
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let mine: Vec<&Point> = points.iter().filter(|p| &p.group == g).collect();
+            load_line(&mine, &format!("{g}: {name}"), key, unit, group_color(i))
+        })
+        .collect()
+}
+
+fn load_line<'a, P: std::borrow::Borrow<Point<'a>>>(
+    points: &[P],
+    name: &str,
+    key: &str,
+    unit: &str,
+    color: &'static str,
+) -> Series {
     let mut s = Series::new(name, color, Shape::Line);
-    for p in points {
+    for p in points.iter().map(|p| p.borrow()) {
         let (Some(x), Some(v)) = (p.x, p.num(key)) else {
             continue;
         };
@@ -456,24 +536,29 @@ fn throughput_chart(
     answer: Option<&Map<String, Value>>,
 ) -> Chart {
     let is_rate = variable == "request_rate";
-    let mut series = vec![load_series(
+    let mut series = load_series(
         points,
         "achieved req/s",
         "request_throughput",
         "req/s achieved",
         PALETTE[0],
-    )];
-    let goodput = load_series(
+    );
+    let mut goodput = load_series(
         points,
         "goodput req/s",
         "request_goodput",
         "req/s goodput",
         PALETTE[2],
     );
-    let title = if goodput.points.is_empty() {
+    goodput.retain(|s| !s.points.is_empty());
+    let title = if goodput.is_empty() {
         "Throughput vs offered load"
     } else {
-        series.push(goodput);
+        // With several curves, a curve's goodput is its colour dashed.
+        if goodput.len() > 1 {
+            goodput.iter_mut().for_each(|s| s.dashed = true);
+        }
+        series.extend(goodput);
         "Throughput and goodput vs offered load"
     };
     let xs: Vec<f64> = points.iter().filter_map(|p| p.x).collect();
@@ -486,6 +571,8 @@ fn throughput_chart(
         series.push(guide);
     }
     let unit = if is_rate { " req/s" } else { "" };
+    // The answer's bracket belongs to one curve: drawn only when there is one.
+    let answer = answer.filter(|_| groups(points).len() <= 1);
     for (key, what, color) in [
         ("max_passing", "passes at", PALETTE[2]),
         ("min_failing", "fails at", ALERT),
@@ -513,13 +600,13 @@ fn output_chart(points: &[Point], variable: &str) -> Chart {
         title: "Output tokens/s vs offered load".into(),
         x_label: load_label(variable),
         y_label: "output tokens/s".into(),
-        series: vec![load_series(
+        series: load_series(
             points,
             "output tok/s",
             "output_throughput",
             "output tokens/s",
             PALETTE[0],
-        )],
+        ),
         y_from_zero: true,
         y_max: None,
     }
@@ -528,9 +615,13 @@ fn output_chart(points: &[Point], variable: &str) -> Chart {
 /// The points in order of offered load (unlimited last), with their run order in `#`.
 fn points_table(points: &[Point], variable: &str, constraints: &[Constraint]) -> String {
     let mut order: Vec<&Point> = points.iter().collect();
+    let curves = groups(points);
+    let curve = |p: &Point| curves.iter().position(|g| *g == p.group).unwrap_or(0);
     order.sort_by(|a, b| {
         let x = |p: &Point| p.x.unwrap_or(f64::INFINITY);
-        x(a).total_cmp(&x(b))
+        curve(a)
+            .cmp(&curve(b))
+            .then(x(a).total_cmp(&x(b)))
             .then(a.index.unwrap_or(0.0).total_cmp(&b.index.unwrap_or(0.0)))
     });
     let has_slo = !constraints.is_empty();
@@ -551,7 +642,11 @@ fn points_table(points: &[Point], variable: &str, constraints: &[Constraint]) ->
     };
     let columns = if has_slo { constraints } else { &p99s[..] };
 
+    let grouped = groups(points).len() > 1;
     let mut o = String::from("<h2>Points</h2><table id=\"points\"><thead><tr><th>#</th>");
+    if grouped {
+        o.push_str("<th>settings</th>");
+    }
     let _ = write!(o, "<th>{}</th>", esc(variable));
     o.push_str("<th>achieved req/s</th><th>output tok/s</th>");
     if has_slo {
@@ -578,9 +673,14 @@ fn points_table(points: &[Point], variable: &str, constraints: &[Constraint]) ->
             None if variable == "request_rate" => "inf".into(),
             None => "none".into(),
         };
+        let settings = if grouped {
+            format!("<td>{}</td>", esc(&p.group))
+        } else {
+            String::new()
+        };
         let _ = write!(
             o,
-            "<tr{class}><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+            "<tr{class}><td class=\"num\">{}</td>{settings}<td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td>",
             p.index.map(fmt_x).unwrap_or_else(|| "?".into()),
             esc(&x),
@@ -737,6 +837,43 @@ mod tests {
         assert_eq!(ttft.matches("class=\"fail\"").count(), 3 * 3);
         assert!(ttft.contains("saturated: stopped early"));
         assert!(!html.contains("<script") && !html.contains(" src="));
+    }
+
+    #[test]
+    fn several_curves_get_a_line_each_and_no_single_answer() {
+        // The search of `summary` run for two parameter sets.
+        let mut two = summary(true);
+        let Some(Value::Array(points)) = two.get_mut("points") else {
+            panic!()
+        };
+        let mut second: Vec<Value> = points.clone();
+        for (i, p) in second.iter_mut().enumerate() {
+            p["index"] = json!(points.len() + i);
+            p["group"] = json!("long, random_output_len=256");
+        }
+        points.iter_mut().for_each(|p| p["group"] = json!("short"));
+        points.extend(second);
+        let html = render(&two);
+        let ttft = svg(&html, "latency-ttft");
+        // One line per curve, of the constrained p99, plus the SLO line.
+        assert_eq!(ttft.matches("<polyline").count(), 2);
+        assert!(ttft.contains("data-name=\"short: p99 TTFT\""));
+        assert!(ttft.contains("data-name=\"long, random_output_len=256: p99 TTFT\""));
+        assert_eq!(ttft.matches("class=\"rule hrule\"").count(), 1);
+        let load = svg(&html, "throughput-vs-load");
+        assert!(load.contains("data-name=\"short: achieved req/s\""));
+        assert!(load.contains("data-name=\"long, random_output_len=256: goodput req/s\""));
+        assert!(
+            !load.contains("class=\"rule vrule\""),
+            "whose bracket would it be?"
+        );
+        assert_eq!(svg(&html, "output-vs-load").matches("<polyline").count(), 2);
+        // The table names each point's curve and keeps a curve's points together.
+        assert!(html.contains("<th>settings</th>"));
+        let short_rows = html.matches("<td>short</td>").count();
+        assert_eq!(short_rows, 6);
+        let first_long = html.find("<td>long, random_output_len=256</td>").unwrap();
+        assert!(html.rfind("<td>short</td>").unwrap() < first_long);
     }
 
     #[test]

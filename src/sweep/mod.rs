@@ -684,9 +684,15 @@ impl Sweep {
     }
 
     /// The label of a point's settings other than the variable (its curve).
+    /// A named parameter set goes by its name (plus a swept concurrency or rate), an unnamed
+    /// one by its settings: short enough for a legend.
     fn group_of(&self, p: &Params) -> String {
         let mut g = p.clone();
         g.pairs.retain(|(k, _)| k != self.variable.flag());
+        if g.name.is_some() {
+            g.pairs
+                .retain(|(k, _)| matches!(k.as_str(), "max-concurrency" | "request-rate"));
+        }
         g.label()
     }
 
