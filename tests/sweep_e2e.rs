@@ -441,6 +441,67 @@ fn two_hosts_sweep_together_through_a_shared_directory() {
 }
 
 #[test]
+fn resume_keeps_the_points_and_goes_on() {
+    let _serial = serial();
+    let mock = capacity_mock();
+    let dir = temp_dir("sweep-resume");
+    let search = |budget: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--burstiness",
+            "1000",
+            "--slo-search",
+            "request-rate",
+            "--slo",
+            "ttft:80",
+            "--search-start",
+            "16",
+            "--search-precision",
+            "0.2",
+            "--sweep-num-prompts-factor",
+            "2",
+            "--search-max-points",
+            budget,
+        ];
+        args.extend_from_slice(extra);
+        sweep(&mock, &dir, &args)
+    };
+    // Three points, then the budget stops it.
+    ok(&search("3", &[]));
+    let first = read_json(&dir.join("summary.json"));
+    assert_eq!(first["slo"]["answer"]["status"], "budget");
+    assert_eq!(first["points"].as_array().unwrap().len(), 3);
+    let kept = std::fs::read(dir.join("point-002.json")).unwrap();
+
+    // Another seed is another sweep.
+    let out = search("16", &["--resume", "--seed", "7"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was made by a different sweep"));
+
+    let stdout = ok(&search("16", &["--resume"]));
+    assert!(
+        stdout.contains("Resuming: 3 point(s) measured already"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("Sweep point 0:"),
+        "point 0 ran again: {stdout}"
+    );
+    let summary = read_json(&dir.join("summary.json"));
+    let points = summary["points"].as_array().unwrap();
+    assert!(points.len() > 3);
+    assert_eq!(&points[..3], &first["points"].as_array().unwrap()[..]);
+    assert_eq!(std::fs::read(dir.join("point-002.json")).unwrap(), kept);
+    let answer = &summary["slo"]["answer"];
+    assert_eq!(answer["status"], "found", "{answer}");
+    let (pass, fail) = (f(&answer["max_passing"]), f(&answer["min_failing"]));
+    assert!(
+        pass <= knee() * 1.04 && fail >= knee() * 0.96,
+        "{pass}..{fail}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn ctrl_c_ends_the_sweep_and_keeps_what_it_measured() {
     use std::io::{BufRead, BufReader};
     let mock = Mock::start(5.0, 1.0);

@@ -106,6 +106,10 @@ pub struct SweepOptions {
     /// Print the points and their command lines, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Go on with the sweep whose summary.json is in -o DIR (same command): its points are
+    /// kept and judged again, those measured are not run again, a search goes on from them.
+    #[arg(long)]
+    pub resume: bool,
     /// With --num-hosts: longest wait for the other hosts' results of a point, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 900.0)]
     pub host_wait_timeout: f64,
@@ -222,6 +226,9 @@ pub fn run(args: &SweepArgs, raw: &[String]) -> anyhow::Result<()> {
         return s.dry_run(&combos);
     }
     s.prepare_dir()?;
+    if args.sweep.resume {
+        s.resume()?;
+    }
     eprintln!(
         "servebench sweep: {} into {}",
         if searching {
@@ -447,6 +454,60 @@ impl Sweep {
         })
     }
 
+    /// `--resume`: the points of the summary in the output directory, if it was made by the
+    /// same command.
+    fn resume(&mut self) -> anyhow::Result<()> {
+        if self.hosts.is_some() {
+            bail!("--resume works for a sweep on one host; a multi-host sweep starts afresh in a new -o");
+        }
+        let path = self.out_dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "--resume: nothing to resume in {} (cannot read summary.json)",
+                self.out_dir.display()
+            )
+        })?;
+        let old: Value = serde_json::from_str(&text)
+            .with_context(|| format!("--resume: {} is not JSON", path.display()))?;
+        let mine = self.summary_json();
+        for key in ["command", "variable", "mode", "num_runs"] {
+            if old.get(key) != mine.get(key) {
+                bail!(
+                    "--resume: {} was made by a different sweep ({key} was {}, is {}); resume with the same command, or use a new -o",
+                    path.display(),
+                    old.get(key).unwrap_or(&Value::Null),
+                    mine.get(key).unwrap_or(&Value::Null)
+                );
+            }
+        }
+        let points = old
+            .get("points")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, v) in points.iter().enumerate() {
+            let p = Point::from_json(v, &self.constraints, self.opts.slo_max_failed).with_context(
+                || format!("--resume: point {i} of {} is incomplete", path.display()),
+            )?;
+            if p.index != i {
+                bail!(
+                    "--resume: the points of {} are not numbered 0, 1, 2, …",
+                    path.display()
+                );
+            }
+            self.points.push(p);
+        }
+        if let Some(d) = old.get("date").and_then(Value::as_str) {
+            self.date = d.to_string();
+        }
+        println!(
+            "Resuming: {} point(s) measured already in {}",
+            self.points.len(),
+            path.display()
+        );
+        Ok(())
+    }
+
     fn prepare_dir(&self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.out_dir).with_context(|| {
             format!(
@@ -551,10 +612,19 @@ impl Sweep {
 
     fn sweep_all(&mut self, combos: &[Params]) -> anyhow::Result<()> {
         // After a saturated point, higher values of its combination are skipped.
-        let mut saturated_at: Vec<(String, f64)> = Vec::new();
+        let mut saturated_at: Vec<(String, f64)> = self
+            .points
+            .iter()
+            .filter(|pt| pt.figures.get("saturated") == Some(&json!(true)))
+            .filter_map(|pt| Some((pt.group.clone(), pt.x?)))
+            .collect();
         for p in combos {
             let x = self.x_of(p);
             let group = self.group_of(p);
+            // Measured before --resume.
+            if self.points.iter().any(|pt| pt.label == p.label()) {
+                continue;
+            }
             if let (Some(x), false) = (x, self.opts.no_stop_on_saturation) {
                 if let Some((_, at)) = saturated_at.iter().find(|(g, at)| *g == group && x > *at) {
                     println!(
@@ -615,7 +685,19 @@ impl Sweep {
                 budget: self.opts.search_max_points.max(1),
                 history: Vec::new(),
             };
-            let first_point = self.points.len();
+            // Points of this combination measured before (--resume) count as measured now.
+            let curve = self.group_of(combo);
+            for pt in self.points.iter().filter(|pt| pt.group == curve) {
+                if let (Some(x), Some(v)) = (pt.x, &pt.verdict) {
+                    search.record(
+                        x,
+                        Outcome {
+                            meets: v.meets,
+                            margin: v.margin,
+                        },
+                    );
+                }
+            }
             let answer = loop {
                 match search.next() {
                     Next::Done(a) => break a,
@@ -654,8 +736,9 @@ impl Sweep {
                 }
             };
             let pass_throughput = answer.max_passing.and_then(|p| {
-                self.points[first_point..]
+                self.points
                     .iter()
+                    .filter(|pt| pt.group == curve)
                     .find(|pt| pt.x == Some(p))
                     .and_then(|pt| pt.figures.get("request_throughput")?.as_f64())
             });

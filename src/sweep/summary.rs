@@ -115,6 +115,41 @@ pub struct Point {
 }
 
 impl Point {
+    /// A point as `to_json` wrote it (for `--resume`), judged again under `constraints`.
+    pub fn from_json(v: &Value, constraints: &[Constraint], max_failed: f64) -> Option<Point> {
+        let m = v.as_object()?;
+        let figures = m.get("figures")?.as_object()?.clone();
+        let verdict =
+            (!constraints.is_empty()).then(|| slo::judge(constraints, &figures, max_failed));
+        let files = m
+            .get("result_files")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Point {
+            index: m.get("index")?.as_u64()? as usize,
+            label: m.get("label")?.as_str()?.to_string(),
+            group: m
+                .get("group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            params: m
+                .get("params")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            x: m.get("x").and_then(Value::as_f64),
+            result_files: files,
+            figures,
+            verdict,
+        })
+    }
+
     pub fn meets(&self) -> Option<bool> {
         self.verdict.as_ref().map(|v| v.meets)
     }
@@ -403,6 +438,43 @@ mod tests {
             "{row}"
         );
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn a_point_reads_back_as_written_and_is_judged_again() {
+        let figures = figures(&[run(10.0, false)]);
+        let c = slo::parse("ttft:15", 99.0).unwrap();
+        let p = Point {
+            index: 3,
+            label: "request_rate=2".into(),
+            group: "g".into(),
+            params: json!({"request_rate": 2}).as_object().unwrap().clone(),
+            x: Some(2.0),
+            result_files: vec!["point-003.json".into()],
+            figures,
+            verdict: Some(slo::judge(
+                std::slice::from_ref(&c),
+                &figures(&[run(10.0, false)]),
+                0.01,
+            )),
+        };
+        let back = Point::from_json(&p.to_json(), std::slice::from_ref(&c), 0.01).unwrap();
+        assert_eq!(
+            (back.index, back.x, &back.label, &back.group),
+            (3, Some(2.0), &p.label, &p.group)
+        );
+        assert_eq!(back.figures, p.figures);
+        assert_eq!(back.result_files, p.result_files);
+        assert_eq!(back.meets(), Some(true));
+        // A tighter SLO judges the same figures again.
+        let tight = slo::parse("ttft:5", 99.0).unwrap();
+        assert_eq!(
+            Point::from_json(&p.to_json(), &[tight], 0.01)
+                .unwrap()
+                .meets(),
+            Some(false)
+        );
+        assert!(Point::from_json(&json!({"index": 1}), &[], 0.01).is_none());
     }
 
     #[test]
