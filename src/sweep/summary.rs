@@ -442,8 +442,9 @@ mod tests {
 
     #[test]
     fn a_point_reads_back_as_written_and_is_judged_again() {
-        let figures = figures(&[run(10.0, false)]);
+        let figs = figures(&[run(10.0, false)]);
         let c = slo::parse("ttft:15", 99.0).unwrap();
+        let verdict = Some(slo::judge(std::slice::from_ref(&c), &figs, 0.01));
         let p = Point {
             index: 3,
             label: "request_rate=2".into(),
@@ -451,12 +452,8 @@ mod tests {
             params: json!({"request_rate": 2}).as_object().unwrap().clone(),
             x: Some(2.0),
             result_files: vec!["point-003.json".into()],
-            figures,
-            verdict: Some(slo::judge(
-                std::slice::from_ref(&c),
-                &figures(&[run(10.0, false)]),
-                0.01,
-            )),
+            figures: figs,
+            verdict,
         };
         let back = Point::from_json(&p.to_json(), std::slice::from_ref(&c), 0.01).unwrap();
         assert_eq!(
