@@ -188,9 +188,10 @@ pub fn run_measured_at(
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         timeouts: args.timeouts(),
         tls: target.tls.clone(),
-        stop_on_saturation: args
-            .stop_on_saturation
-            .then_some(args.saturation_min_seconds),
+        stop_on_saturation: args.stop_on_saturation.then(|| engine::saturation::Config {
+            min_seconds: args.saturation_min_seconds,
+            marker: args.saturation_marker.clone(),
+        }),
     };
     if args.flush_cache {
         // SGLang's servers flush at /flush_cache, vLLM's reset at /reset_prefix_cache.

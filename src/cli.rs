@@ -358,6 +358,10 @@ pub struct BenchArgs {
     /// Seconds into the run before --stop-on-saturation may judge.
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_grace)]
     pub saturation_min_seconds: f64,
+    /// A file shared by the hosts of a multi-host run: a host whose check stops the run
+    /// creates it, and a host that sees it stops too (set by `servebench sweep`).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub saturation_marker: Option<std::path::PathBuf>,
 }
 
 fn parse_grace(s: &str) -> Result<f64, String> {

@@ -550,6 +550,51 @@ fn ctrl_c_ends_the_sweep_and_keeps_what_it_measured() {
 }
 
 #[test]
+fn hosts_stop_together_when_the_server_is_saturated() {
+    let _serial = serial();
+    let mock = capacity_mock();
+    let dir = temp_dir("sweep-hosts-saturated");
+    // 4× the mock's capacity for a planned 6 s.
+    let host = |i: usize| {
+        servebench(Some("sweep"), &mock, OUTPUT_LEN)
+            .args([
+                "--sweep-request-rate",
+                "300",
+                "--sweep-num-prompts-factor",
+                "6",
+            ])
+            .args(["--saturation-min-seconds", "1", "--host-gap", "1"])
+            .args(["--num-hosts", "2", "--host-index", &i.to_string()])
+            .args(["-o", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (host(0), host(1));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["points"][0]["saturated"], true);
+    let mut reasons = Vec::new();
+    for i in 0..2 {
+        let r = read_json(&dir.join(format!("point-000/host-{i}.json")));
+        assert_eq!(r["stopped_by"], "saturation", "host {i}");
+        // Stopped well before its planned 6 s.
+        let at = f(&r["saturation"]["stopped_at_s"]);
+        assert!(at < 4.0, "host {i} stopped only at {at} s");
+        reasons.push(r["saturation"]["reason"].as_str().unwrap().to_string());
+    }
+    assert!(dir.join("point-000/saturated").is_file());
+    // Each stopped on its own check or on the other's marker.
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.contains("queue") || r.contains("another host")),
+        "{reasons:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_sweeps_are_refused_before_any_run() {
     let cases: [(&[&str], &str); 7] = [
         (&[], "nothing to sweep"),

@@ -52,9 +52,9 @@ pub struct EngineConfig {
     /// TLS (issue 6): `https://` targets. Their shards run on the glommio engine, whatever
     /// `io_engine` says (the direct engine speaks plain TCP only).
     pub tls: Option<tls::TlsTarget>,
-    /// `--stop-on-saturation`: stop early once the server clearly cannot keep up, judged
-    /// after this many seconds (see `saturation.rs`).
-    pub stop_on_saturation: Option<f64>,
+    /// `--stop-on-saturation`: stop early once the server clearly cannot keep up (see
+    /// `saturation.rs`).
+    pub stop_on_saturation: Option<saturation::Config>,
 }
 
 /// Per-request time limits; a request past either fails as [`FailureKind::Timeout`].
@@ -464,10 +464,11 @@ pub fn run_at(
     // Conversations' later turns have no planned arrival to fall behind.
     let saturation_watch = cfg
         .stop_on_saturation
+        .clone()
         .filter(|_| !plan.has_conversations())
-        .and_then(|min_s| {
+        .and_then(|config| {
             let arrivals = plan.requests.iter().map(|r| r.arrival_ns).collect();
-            saturation::Watcher::spawn(progress.clone(), arrivals, t0, min_s)
+            saturation::Watcher::spawn(progress.clone(), arrivals, t0, config)
         });
     if cfg.show_progress {
         progress::show(&progress, plan.requests.len() as u64, &threads);

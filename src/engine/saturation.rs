@@ -16,6 +16,10 @@
 //! before they are aborted. Like GuideLLM's over-saturation constraint (slopes of concurrency
 //! and TTFT with a margin of error), with the backlog in place of concurrency so that a capped
 //! client queue counts too.
+//!
+//! Hosts of a multi-host run judge their own shares; with a marker file they share (a sweep's
+//! point directory) the first host to stop creates it and the others stop when they see it, so
+//! no host goes on loading a server another found saturated.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +40,15 @@ pub const MIN_GROWTH: f64 = 0.10;
 const TTFT_RISE: f64 = 1.5;
 /// ...and by this much (ms), so that a fast server's jitter is no trend.
 const TTFT_RISE_MS: f64 = 2.0;
+
+/// How the check runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Seconds into the run before it may judge.
+    pub min_seconds: f64,
+    /// The file the hosts of a multi-host run share.
+    pub marker: Option<std::path::PathBuf>,
+}
 
 /// What the check saw when it stopped the run.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +106,8 @@ pub struct Sample {
 pub struct Check {
     pub offered_rate: f64,
     pub min_seconds: f64,
+    /// Another host's verdict, when it creates this file.
+    pub marker: Option<std::path::PathBuf>,
     samples: Vec<Sample>,
     hits: u32,
 }
@@ -102,9 +117,34 @@ impl Check {
         Check {
             offered_rate,
             min_seconds,
+            marker: None,
             samples: Vec::new(),
             hits: 0,
         }
+    }
+
+    /// [`push`](Check::push), and with a marker file: a verdict creates it (the other hosts
+    /// stop on it), and finding it created by another host is a verdict too.
+    pub fn judge_with_peers(&mut self, s: Sample) -> Option<Verdict> {
+        if let Some(v) = self.push(s) {
+            // If the file cannot be written the other hosts judge for themselves.
+            if let Some(m) = &self.marker {
+                let _ = std::fs::write(m, b"saturated\n");
+            }
+            return Some(v);
+        }
+        let peer = self.marker.as_ref().is_some_and(|m| m.exists());
+        peer.then(|| Verdict {
+            at_s: s.t_s,
+            offered_rate: self.offered_rate,
+            backlog_slope: 0.0,
+            slope_stderr: 0.0,
+            backlog: s.due.saturating_sub(s.ended),
+            client_queue: s.due.saturating_sub(s.started),
+            ttft_early_ms: 0.0,
+            ttft_late_ms: 0.0,
+            reason: "another host of this run found the server saturated",
+        })
     }
 
     /// Adds a sample; Some when the run should stop.
@@ -193,14 +233,15 @@ impl Watcher {
         progress: Arc<Vec<Counter>>,
         mut arrivals: Vec<u64>,
         t0: Instant,
-        min_seconds: f64,
+        config: Config,
     ) -> Option<Watcher> {
         arrivals.sort_unstable();
         let last = *arrivals.last()? as f64 / 1e9;
         if last <= 0.0 {
             return None;
         }
-        let check = Check::new(arrivals.len() as f64 / last, min_seconds);
+        let mut check = Check::new(arrivals.len() as f64 / last, config.min_seconds);
+        check.marker = config.marker;
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         let thread = std::thread::Builder::new()
@@ -249,7 +290,8 @@ fn watch(
         }
         let due = arrivals.partition_point(|&a| a <= elapsed) as u64;
         let sample = read(progress, elapsed as f64 / 1e9, due);
-        if let Some(v) = check.push(sample) {
+        let found = check.judge_with_peers(sample);
+        if let Some(v) = found {
             eprintln!("\nStopping early: {}", v.describe());
             stop::stop_for_saturation();
             let until = Instant::now() + GRACE;
@@ -353,6 +395,34 @@ mod tests {
             first_verdict(&run(105.0, 100.0, 0.2, None, 20.0), 105.0),
             None
         );
+    }
+
+    #[test]
+    fn hosts_tell_each_other_through_the_marker() {
+        let dir = std::env::temp_dir().join(format!("servebench-marker-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let marker = dir.join("saturated");
+        let _ = std::fs::remove_file(&marker);
+        let samples = run(150.0, 100.0, 0.2, None, 20.0);
+        // This host finds it first and leaves the file.
+        let mut a = Check::new(150.0, 2.0);
+        a.marker = Some(marker.clone());
+        let v = samples.iter().find_map(|s| a.judge_with_peers(*s)).unwrap();
+        assert!(v.reason.contains("TTFT"), "{v:?}");
+        assert!(marker.exists());
+        // Another host stops on the file at its first sample, before judging for itself.
+        let mut b = Check::new(150.0, 2.0);
+        b.marker = Some(marker.clone());
+        let v = b.judge_with_peers(samples[0]).unwrap();
+        assert!(v.reason.contains("another host"), "{v:?}");
+        // Without the file a host that keeps up is left alone.
+        std::fs::remove_file(&marker).unwrap();
+        let mut c = Check::new(100.0, 2.0);
+        c.marker = Some(marker.clone());
+        let calm = run(100.0, 1e9, 0.2, None, 20.0);
+        assert!(calm.iter().all(|s| c.judge_with_peers(*s).is_none()));
+        assert!(!marker.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

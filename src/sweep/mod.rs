@@ -562,6 +562,12 @@ impl Sweep {
             a.extend(["--num-prompts".into(), n.to_string()]);
         }
         let (dir, file) = self.result_place(index, run);
+        if self.hosts.is_some() && !self.opts.no_stop_on_saturation {
+            a.extend([
+                "--saturation-marker".into(),
+                dir.join("saturated").display().to_string(),
+            ]);
+        }
         a.extend(["--result-dir".into(), dir.display().to_string()]);
         a.extend(["--result-filename".into(), file]);
         a
