@@ -89,6 +89,13 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The search's answer, which must have been found: highest pass and lowest failure.
+fn bracket(summary: &Value) -> (f64, f64) {
+    let answer = &summary["slo"]["answer"];
+    assert_eq!(answer["status"], "found", "{answer}");
+    (f(&answer["max_passing"]), f(&answer["min_failing"]))
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -120,9 +127,7 @@ fn the_slo_search_finds_the_knee_of_the_capacity_model() {
         ],
     ));
     let summary = read_json(&dir.join("summary.json"));
-    let answer = &summary["slo"]["answer"];
-    assert_eq!(answer["status"], "found", "{answer}");
-    let (pass, fail) = (f(&answer["max_passing"]), f(&answer["min_failing"]));
+    let (pass, fail) = bracket(&summary);
     let k = knee();
     // The bracket is as narrow as asked, and the capacity lies in it, give or take what a
     // 3 s run can tell apart (1.04× capacity queues 3 s × 4 % × k requests: ~120 ms of wait).
@@ -195,9 +200,7 @@ fn a_concurrency_search_lands_between_the_batch_size_and_twice_it() {
         ],
     ));
     let summary = read_json(&dir.join("summary.json"));
-    let answer = &summary["slo"]["answer"];
-    assert_eq!(answer["status"], "found", "{answer}");
-    let (pass, fail) = (f(&answer["max_passing"]), f(&answer["min_failing"]));
+    let (pass, fail) = bracket(&summary);
     let batch = BATCH as f64;
     assert!(
         (batch..2.0 * batch).contains(&pass) && fail == pass + 1.0,
@@ -491,9 +494,7 @@ fn resume_keeps_the_points_and_goes_on() {
     assert!(points.len() > 3);
     assert_eq!(&points[..3], &first["points"].as_array().unwrap()[..]);
     assert_eq!(std::fs::read(dir.join("point-002.json")).unwrap(), kept);
-    let answer = &summary["slo"]["answer"];
-    assert_eq!(answer["status"], "found", "{answer}");
-    let (pass, fail) = (f(&answer["max_passing"]), f(&answer["min_failing"]));
+    let (pass, fail) = bracket(&summary);
     assert!(
         pass <= knee() * 1.04 && fail >= knee() * 0.96,
         "{pass}..{fail}"
