@@ -5,7 +5,8 @@
 //! the value doubles from the start; until something passes it halves. Then each new point
 //! splits the bracket where the measured margins (worst value / limit − 1) interpolate to
 //! zero, held to the middle 40 % of the bracket on a log scale (so every step cuts it by at
-//! least 30 %; a saturated point's infinite margin falls back to the geometric middle). It
+//! least 30 %; a saturated point's infinite margin, or two points in a row on one side of a
+//! sharp knee, fall back to the geometric middle). It
 //! stops when the bracket is narrower than the precision (relative: high / low ≤ 1 + p; or
 //! adjacent whole numbers for a concurrency), at the search range's ends, or after the point
 //! budget.
@@ -142,7 +143,15 @@ impl Search {
     fn split(&self, p: f64, mp: f64, f: f64, mf: f64) -> f64 {
         let (lp, lf) = (p.ln(), f.ln());
         let (lo, hi) = (lp + 0.3 * (lf - lp), lp + 0.7 * (lf - lp));
-        let mut x = if mp.is_finite() && mf.is_finite() && mf > mp {
+        // A sharp knee makes the margins lopsided (a pass at −0.95, a failure at +3): the
+        // interpolation then lands on the same side again and again, creeping. After two
+        // points in a row on one side, split in the middle instead (as the Illinois variant of
+        // regula falsi does).
+        let same_side = match self.history.as_slice() {
+            [.., (_, a), (_, b)] => a.meets == b.meets,
+            _ => false,
+        };
+        let mut x = if mp.is_finite() && mf.is_finite() && mf > mp && !same_side {
             let t = -mp / (mf - mp);
             (p + t * (f - p)).clamp(lo.exp(), hi.exp())
         } else {
@@ -270,6 +279,37 @@ mod tests {
         assert_eq!(round_significant(90.50966799187806, 4), 90.51);
         assert_eq!(round_significant(0.123456, 4), 0.1235);
         assert_eq!(round_significant(12345.6, 4), 12350.0);
+    }
+
+    #[test]
+    fn a_sharp_knee_does_not_make_it_creep() {
+        // Latency flat far below the limit, then far over it just past the knee: the margins
+        // say little about where the knee is.
+        let mut s = search(false);
+        (s.min, s.start) = (0.1, 1.0);
+        let knee = 0.49;
+        let mut n = 0;
+        let a = loop {
+            match s.next() {
+                Next::Run(x) => {
+                    let margin = if x <= knee { -0.95 } else { 3.4 };
+                    s.record(
+                        x,
+                        Outcome {
+                            meets: x <= knee,
+                            margin,
+                        },
+                    );
+                    n += 1;
+                }
+                Next::Done(a) => break a,
+            }
+        };
+        let (p, f) = (a.max_passing.unwrap(), a.min_failing.unwrap());
+        assert!(p <= knee && knee < f && f <= p * 1.05, "{p}..{f}");
+        // Halving to 0.25, then at most about log2(ln 2 / ln 1.05) ≈ 4 splits and one
+        // interpolation between every two.
+        assert!(n <= 9, "{n} points");
     }
 
     #[test]
