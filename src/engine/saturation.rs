@@ -11,8 +11,9 @@
 //! - TTFT rising through the window (the server's queue: replies wait longer to start).
 //!
 //! The verdict needs the backlog to grow by more than [`MIN_GROWTH`] of the offered rate, with
-//! the regression slope's margin of error (3 standard errors) subtracted, in two checks in a
-//! row. Then sending stops (as on a first Ctrl-C) and the requests in flight get [`GRACE`]
+//! the regression slope's margin of error (3 standard errors) subtracted, and by at least
+//! [`MIN_BACKLOG_GROWTH`] requests over the window (at one request per second, counting noise
+//! looks like a trend), in two checks in a row. Then sending stops (as on a first Ctrl-C) and the requests in flight get [`GRACE`]
 //! before they are aborted. Like GuideLLM's over-saturation constraint (slopes of concurrency
 //! and TTFT with a margin of error), with the backlog in place of concurrency so that a capped
 //! client queue counts too.
@@ -36,6 +37,10 @@ pub const SAMPLE: Duration = Duration::from_millis(100);
 pub const GRACE: Duration = Duration::from_secs(5);
 /// The smallest backlog growth, as a fraction of the offered rate, that counts.
 pub const MIN_GROWTH: f64 = 0.10;
+/// ...and the backlog must have grown by this many requests over the window.
+pub const MIN_BACKLOG_GROWTH: f64 = 8.0;
+/// Replies a third of the window needs for its mean TTFT to count.
+const MIN_TTFT_SAMPLES: u64 = 5;
 /// TTFT over the window's last third must exceed its first third's by this factor...
 const TTFT_RISE: f64 = 1.5;
 /// ...and by this much (ms), so that a fast server's jitter is no trend.
@@ -169,7 +174,10 @@ impl Check {
         let queue = |s: &Sample| s.due.saturating_sub(s.started) as f64;
         let (slope, se) = regression(window, backlog);
         let threshold = MIN_GROWTH * self.offered_rate;
-        if slope - 3.0 * se <= threshold {
+        let span = now.t_s - window[0].t_s;
+        // At a few requests per second the backlog moves by ones and twos: its growth must
+        // also add up to a queue, not to counting noise.
+        if slope - 3.0 * se <= threshold || slope * span < MIN_BACKLOG_GROWTH {
             return None;
         }
         let (q_slope, q_se) = regression(window, queue);
@@ -177,7 +185,8 @@ impl Check {
         let third = window.len() / 3;
         let mean_ttft = |a: &Sample, b: &Sample| {
             let n = b.ttft_n.saturating_sub(a.ttft_n);
-            (n > 0).then(|| b.ttft_ns_sum.saturating_sub(a.ttft_ns_sum) as f64 / n as f64 / 1e6)
+            (n >= MIN_TTFT_SAMPLES)
+                .then(|| b.ttft_ns_sum.saturating_sub(a.ttft_ns_sum) as f64 / n as f64 / 1e6)
         };
         let early = mean_ttft(&window[0], &window[third]);
         let late = mean_ttft(&window[window.len() - 1 - third], &now);
@@ -423,6 +432,30 @@ mod tests {
         assert!(calm.iter().all(|s| c.judge_with_peers(*s).is_none()));
         assert!(!marker.exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn counting_noise_at_a_few_requests_per_second_is_no_trend() {
+        // Seen against llama-server at 1 req/s: the backlog went 0, 1, 2 over 7 s and the
+        // mean TTFT of a handful of replies from 19 to 44 ms.
+        let samples: Vec<Sample> = (1..=100)
+            .map(|i| {
+                let t = i as f64 * 0.1;
+                let due = t.floor() as u64;
+                let ended = due.saturating_sub((t / 3.0) as u64);
+                let ttft_ms = if t < 5.0 { 19.0 } else { 44.0 };
+                Sample {
+                    t_s: t,
+                    due,
+                    started: due,
+                    ended,
+                    ttft_ns_sum: (ended as f64 * ttft_ms * 1e6) as u64,
+                    ttft_n: ended,
+                }
+            })
+            .collect();
+        let mut c = Check::new(1.0, 2.0);
+        assert_eq!(samples.iter().find_map(|s| c.push(*s)), None);
     }
 
     #[test]
