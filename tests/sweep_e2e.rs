@@ -693,4 +693,31 @@ fn bad_sweeps_are_refused_before_any_run() {
         !stdout.contains("sekrit123"),
         "a credential printed: {stdout}"
     );
+    // --seed-per-point: other prompts at every point.
+    let out = Command::new(BIN)
+        .args([
+            "sweep",
+            "--dry-run",
+            "--sweep-request-rate",
+            "1,2",
+            "--seed",
+            "40",
+        ])
+        .arg("--seed-per-point")
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let seeds: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("servebench serve"))
+        .map(|l| {
+            l.rsplit("--seed ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seeds, ["40", "41"], "{stdout}");
 }

@@ -103,6 +103,11 @@ pub struct SweepOptions {
     /// error is printed and the point left out of the summary.
     #[arg(long)]
     pub continue_on_error: bool,
+    /// Seed point N (run R) with --seed + N (+ R × 1000) instead of the same seed for all: other
+    /// prompts each time, for servers that keep prompts cached across runs and have no
+    /// --flush-cache endpoint (llama.cpp's prompt cache).
+    #[arg(long)]
+    pub seed_per_point: bool,
     /// Print the points and their command lines, run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -558,6 +563,10 @@ impl Sweep {
             v.as_f64()
                 .or_else(|| (v.as_str() == Some("inf")).then_some(f64::INFINITY))
         });
+        if self.opts.seed_per_point {
+            let seed = self.bench.seed + index as u64 + 1000 * run as u64;
+            a.extend(["--seed".into(), seed.to_string()]);
+        }
         if let Some(n) = self.num_prompts_for(x.map(|x| (self.variable, x))) {
             a.extend(["--num-prompts".into(), n.to_string()]);
         }
