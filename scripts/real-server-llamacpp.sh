@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 work=${1:-/tmp/servebench-llamacpp}
 mkdir -p "$work"
 cargo build --release --quiet
-bin=$PWD/target/release/servebench
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/servebench
 
 server=$(find "$work" -name llama-server -type f -perm -u+x 2>/dev/null | head -1)
 if [[ -z "$server" ]]; then
