@@ -541,8 +541,8 @@ impl Sweep {
             .join(", ")
     }
 
-    /// Prompts for a point at value `x` of `v`.
-    fn num_prompts_for(&self, v: Option<(Variable, f64)>) -> Option<usize> {
+    /// Prompts for a point at value `x` of the variable.
+    fn num_prompts_for(&self, x: Option<f64>) -> Option<usize> {
         let factor = self.opts.sweep_num_prompts_factor.or_else(|| {
             (self.opts.slo_search.is_some() && !self.typed_num_prompts).then_some(
                 match self.variable {
@@ -551,7 +551,7 @@ impl Sweep {
                 },
             )
         })?;
-        let (_, x) = v.filter(|(_, x)| x.is_finite())?;
+        let x = x.filter(|x| x.is_finite())?;
         Some(((factor * x).ceil() as usize).max(1))
     }
 
@@ -559,15 +559,11 @@ impl Sweep {
     fn point_args(&self, params: &Params, index: usize, run: usize) -> Vec<String> {
         let mut a = self.extra_args.clone();
         a.extend(params.to_args());
-        let x = params.get(self.variable.flag()).and_then(|v| {
-            v.as_f64()
-                .or_else(|| (v.as_str() == Some("inf")).then_some(f64::INFINITY))
-        });
         if self.opts.seed_per_point {
             let seed = self.bench.seed + index as u64 + 1000 * run as u64;
             a.extend(["--seed".into(), seed.to_string()]);
         }
-        if let Some(n) = self.num_prompts_for(x.map(|x| (self.variable, x))) {
+        if let Some(n) = self.num_prompts_for(self.x_of(params)) {
             a.extend(["--num-prompts".into(), n.to_string()]);
         }
         let (dir, file) = self.result_place(index, run);
